@@ -1,0 +1,94 @@
+"""`streamgauge ...`: the command line.
+
+Exit codes: 0 success; 1 a verdict failed or a run was invalid; 2 bad input or
+an environment problem (the message says which and how to fix it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness.errors import StreamgaugeError
+from harness.proc import install_signal_handlers
+
+
+def _kafka_up(args: argparse.Namespace) -> int:
+    from harness.kafka import daemon
+
+    return daemon.up(provider=args.provider, nodes=args.nodes, bootstrap=args.bootstrap,
+                     foreground=args.foreground)
+
+
+def _kafka_down(args: argparse.Namespace) -> int:
+    from harness.kafka import daemon
+
+    return daemon.down()
+
+
+def _kafka_status(args: argparse.Namespace) -> int:
+    from harness.kafka import daemon
+
+    st = daemon.status()
+    if args.json:
+        print(json.dumps(st if st is not None else
+                         {"provider": None, "bootstrap": None, "nodes": [], "version": None}))
+    elif st is None:
+        print("no Kafka cluster is up; start one with: streamgauge kafka up")
+    else:
+        print(f"{st['provider']} Kafka {st['version']} at {st['bootstrap']}")
+        for n in st["nodes"]:
+            print(f"  node {n['id']}  {n['host']}:{n['port']}  pid {n['pid']}  {'up' if n['alive'] else 'DOWN'}")
+    return 0 if st is not None else 1
+
+
+def _kafka_classpath(args: argparse.Namespace) -> int:
+    from harness.kafka.maven import resolve_classpath
+
+    jars = resolve_classpath(refresh=args.refresh)
+    print(":".join(str(j) for j in jars))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamgauge", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="start, stop and inspect the Kafka that scenarios run on")
+    ksub = kafka.add_subparsers(dest="kafka_command", required=True)
+    up = ksub.add_parser("up", help="start Kafka in the background; prints the bootstrap servers once ready")
+    up.add_argument("--nodes", type=int, choices=(1, 3), default=1,
+                    help="1 node, or 3 (replication 3, min.insync.replicas 2) for broker faults")
+    up.add_argument("--provider", choices=("local", "docker", "external"), default="local",
+                    help="local: KRaft from Maven jars with this machine's Java (default); "
+                         "docker: testcontainers; external: --bootstrap servers you run")
+    up.add_argument("--bootstrap", help="host:port[,...] for --provider external")
+    up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops Kafka")
+    up.set_defaults(func=_kafka_up)
+    down = ksub.add_parser("down", help="stop the Kafka started by `kafka up`")
+    down.set_defaults(func=_kafka_down)
+    status = ksub.add_parser("status", help="show the Kafka started by `kafka up`")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_kafka_status)
+    cp = ksub.add_parser("classpath", help="resolve (once, cached) and print the broker's Java classpath")
+    cp.add_argument("--refresh", action="store_true", help="resolve again with Maven")
+    cp.set_defaults(func=_kafka_classpath)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    install_signal_handlers()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StreamgaugeError as e:
+        print(f"streamgauge: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("streamgauge: interrupted; everything it started has been stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

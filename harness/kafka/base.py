@@ -1,0 +1,75 @@
+"""The broker-provider interface: every way of getting a Kafka looks like this."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+
+from harness.errors import CapabilityError
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One broker node as a provider sees it."""
+
+    id: int
+    host: str
+    port: int
+    pid: int | None
+    alive: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class KafkaProvider(ABC):
+    """Start, stop and inspect a Kafka cluster; kill and restart one node where possible."""
+
+    name: str = "?"
+
+    @abstractmethod
+    def start(self) -> str:
+        """Start (or attach to) the cluster, wait until it serves; return the bootstrap servers."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop everything this provider started. Safe to call twice, and after a failed start."""
+
+    @abstractmethod
+    def bootstrap_servers(self) -> str: ...
+
+    @abstractmethod
+    def nodes(self) -> list[NodeInfo]: ...
+
+    def version(self) -> str:
+        return "unknown"
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one broker node."""
+        msg = f"the {self.name} provider cannot kill a broker node; use the local provider for broker faults"
+        raise CapabilityError(msg)
+
+    def restart_node(self, node_id: int) -> None:
+        """Start a stopped or killed node again and wait until it serves."""
+        msg = f"the {self.name} provider cannot restart a broker node; use the local provider for broker faults"
+        raise CapabilityError(msg)
+
+    def status(self) -> dict:
+        """What `streamgauge kafka status --json` prints."""
+        return {
+            "provider": self.name,
+            "bootstrap": self.bootstrap_servers(),
+            "nodes": [n.to_dict() for n in self.nodes()],
+            "version": self.version(),
+        }
+
+    def __enter__(self) -> KafkaProvider:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,132 @@
+"""`streamgauge kafka up|down|status`: a cluster that lives between commands.
+
+The cluster's processes are recorded (PID + start time) in a state file under
+:func:`harness.paths.state_dir`, so ``down`` stops exactly what ``up`` started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.kafka import ExternalKafka, LocalKafka, make_provider
+from harness.kafka.base import KafkaProvider
+from harness.paths import state_dir
+
+
+def state_file() -> Path:
+    return state_dir() / "kafka.json"
+
+
+def _read_state() -> dict | None:
+    path = state_file()
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_state(state: dict) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def _provider_from_state(state: dict) -> KafkaProvider:
+    if state.get("provider") == "local":
+        return LocalKafka.from_state(state)
+    if state.get("provider") == "external":
+        return ExternalKafka(state["bootstrap"])
+    msg = f"unreadable Kafka state in {state_file()}; remove it"
+    raise ConfigError(msg)
+
+
+def current() -> KafkaProvider | None:
+    """The cluster recorded by `kafka up`, if any of it still runs (external: if recorded)."""
+    state = _read_state()
+    if state is None:
+        return None
+    provider = _provider_from_state(state)
+    if isinstance(provider, LocalKafka) and not any(n.alive for n in provider.nodes()):
+        return None
+    return provider
+
+
+def up(*, provider: str = "local", nodes: int = 1, bootstrap: str | None = None,
+       foreground: bool = False, log=print) -> int:
+    """Start a cluster and record it; returns an exit code."""
+    running = current()
+    if running is not None:
+        msg = (f"a Kafka cluster is already up at {running.bootstrap_servers()} "
+               f"(recorded in {state_file()}); stop it first with: streamgauge kafka down")
+        raise ConfigError(msg)
+    if provider == "docker" and not foreground:
+        msg = "the docker provider only runs attached: add --foreground (or use --provider local)"
+        raise ConfigError(msg)
+    workdir = state_dir() / "kafka" / time.strftime("%Y%m%d-%H%M%S") if provider == "local" else None
+    kafka = make_provider(provider, nodes=nodes, bootstrap=bootstrap, workdir=workdir, detach=not foreground)
+    if isinstance(kafka, LocalKafka):
+        kafka._own_workdir = True  # `down` removes the data of the cluster it stops
+    print(f"starting {provider} Kafka ({nodes} node{'s' if nodes > 1 else ''})...", file=sys.stderr)
+    try:
+        bootstrap_servers = kafka.start()
+        state = kafka.to_state() if isinstance(kafka, LocalKafka) else {
+            "provider": kafka.name, "bootstrap": bootstrap_servers}
+        state["bootstrap"] = bootstrap_servers
+        state["foreground_pid"] = os.getpid() if foreground else None
+        if kafka.name != "docker":
+            _write_state(state)
+    except BaseException:
+        kafka.stop()
+        raise
+    log(bootstrap_servers)
+    sys.stdout.flush()
+    if not foreground:
+        return 0
+    print("Kafka is up; Ctrl-C stops it", file=sys.stderr)
+    try:
+        while kafka.name != "local" or any(n.alive for n in kafka.nodes()):
+            time.sleep(0.5)
+        print("every Kafka node has exited", file=sys.stderr)
+        return 1
+    finally:
+        kafka.stop()
+        _clear_state()
+
+
+def _clear_state() -> None:
+    try:
+        state_file().unlink()
+    except FileNotFoundError:
+        pass
+
+
+def down() -> int:
+    """Stop the recorded cluster (SIGTERM, then SIGKILL) and forget it."""
+    state = _read_state()
+    if state is None:
+        print("no Kafka cluster recorded; nothing to stop", file=sys.stderr)
+        return 0
+    provider = _provider_from_state(state)
+    provider.stop()
+    _clear_state()
+    print(f"stopped {provider.name} Kafka at {state.get('bootstrap')}", file=sys.stderr)
+    return 0
+
+
+def status() -> dict | None:
+    provider = current()
+    if provider is None:
+        return None
+    state = _read_state() or {}
+    out = provider.status()
+    out["bootstrap"] = state.get("bootstrap", out["bootstrap"])
+    return out
