@@ -27,6 +27,9 @@ class KafkaProvider(ABC):
 
     name: str = "?"
 
+    def preflight(self) -> None:
+        """Check what ``start`` needs (tools, settings) before anything is started."""
+
     @abstractmethod
     def start(self) -> str:
         """Start (or attach to) the cluster, wait until it serves; return the bootstrap servers."""

@@ -75,6 +75,7 @@ def up(*, provider: str = "local", nodes: int = 1, bootstrap: str | None = None,
     kafka = make_provider(provider, nodes=nodes, bootstrap=bootstrap, workdir=workdir, detach=not foreground)
     if isinstance(kafka, LocalKafka):
         kafka._own_workdir = True  # `down` removes the data of the cluster it stops
+    kafka.preflight()
     print(f"starting {provider} Kafka ({nodes} node{'s' if nodes > 1 else ''})...", file=sys.stderr)
     try:
         bootstrap_servers = kafka.start()

@@ -38,12 +38,15 @@ class DockerKafka(KafkaProvider):
         self._container = None
         self._bootstrap = ""
 
-    def start(self) -> str:
+    def preflight(self) -> None:
         ok, why = docker_available()
         if not ok:
             msg = (f"no Docker engine answers ({why}); use the local provider instead: "
                    f"--provider local (the default, needs only Java 17+ and Maven)")
             raise CapabilityError(msg)
+
+    def start(self) -> str:
+        self.preflight()
         from testcontainers.kafka import KafkaContainer
 
         self._container = KafkaContainer(self.image).with_kraft()

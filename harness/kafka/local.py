@@ -62,8 +62,14 @@ def free_ports(n: int) -> list[int]:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as Kafka's Uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as Kafka's Uuid).
+
+    Like Kafka's ``Uuid.randomUuid`` it never starts with '-', which command-line parsers take for a flag.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def broker_properties(node_id: int, ports: dict[int, tuple[int, int]], data_dir: Path,
@@ -174,11 +180,16 @@ class LocalKafka(KafkaProvider):
         self._cluster_id = ""
 
     # -- lifecycle -----------------------------------------------------------
+    def preflight(self) -> None:
+        """Find Java 17+ and the broker's jars (Maven, once); raise a clear error if either is missing."""
+        if self._java is None:
+            self._java = find_java()
+            jars = resolve_classpath()
+            self._classpath = os.pathsep.join(str(j) for j in jars)
+            self._version = kafka_version(jars)
+
     def start(self) -> str:
-        self._java = find_java()
-        jars = resolve_classpath()
-        self._classpath = os.pathsep.join(str(j) for j in jars)
-        self._version = kafka_version(jars)
+        self.preflight()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="sg-kafka-"))
         self.workdir = Path(self.workdir)

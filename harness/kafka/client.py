@@ -1,0 +1,119 @@
+"""Small Kafka client helpers shared by the harness: topics, and reading a topic to its end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness.errors import ProcessError
+
+QUIET = {"log_level": 0}
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+
+
+def create_topics(bootstrap: str, topics: dict[str, int], *, replication: int = 1,
+                  config: dict[str, str] | None = None, timeout_s: float = 30.0) -> None:
+    """Create ``{name: partitions}``; an existing topic is an error (every run has its own prefix)."""
+    client = admin(bootstrap)  # must outlive the futures
+    futures = client.create_topics(
+        [NewTopic(t, num_partitions=n, replication_factor=replication, config=dict(config or {}))
+         for t, n in topics.items()], operation_timeout=timeout_s, request_timeout=timeout_s)
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as e:
+            msg = f"could not create topic {name}: {e.args[0].str() if e.args else e}"
+            raise ProcessError(msg) from e
+    _wait_topics_visible(bootstrap, set(topics), timeout_s)
+
+
+def _wait_topics_visible(bootstrap: str, names: set[str], timeout_s: float) -> None:
+    a = admin(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        md = a.list_topics(timeout=10)
+        ready = {t for t in names if t in md.topics and md.topics[t].error is None
+                 and all(p.leader >= 0 for p in md.topics[t].partitions.values())}
+        if ready == names:
+            return
+        if time.monotonic() >= deadline:
+            msg = f"topics {sorted(names - ready)} did not get partition leaders within {timeout_s:.0f} s"
+            raise ProcessError(msg)
+        time.sleep(0.1)
+
+
+def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 30.0) -> None:
+    """Delete topics; missing ones are ignored."""
+    if not names:
+        return
+    client = admin(bootstrap)  # must outlive the futures
+    futures = client.delete_topics(list(names), operation_timeout=timeout_s)
+    for fut in futures.values():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as e:
+            if e.args and e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+
+
+def list_topics(bootstrap: str, prefix: str = "") -> list[str]:
+    md = admin(bootstrap).list_topics(timeout=10)
+    return sorted(t for t in md.topics if t.startswith(prefix))
+
+
+def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
+             timeout_s: float = 60.0) -> list[Record]:
+    """Every record of ``topic`` visible under ``isolation``, from the start to the current end.
+
+    Reads until each partition reports end-of-partition (for read_committed:
+    the last stable offset). Raises when that takes longer than ``timeout_s``.
+    """
+    md = admin(bootstrap).list_topics(topic, timeout=10)
+    if topic not in md.topics or md.topics[topic].error is not None:
+        msg = f"topic {topic} does not exist"
+        raise ProcessError(msg)
+    parts = sorted(md.topics[topic].partitions)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"sg-reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "isolation.level": isolation,
+        "enable.partition.eof": True, "auto.offset.reset": "earliest", **QUIET,
+    })
+    out: list[Record] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_end) < len(parts):
+            if time.monotonic() >= deadline:
+                msg = (f"reading {topic} ({isolation}) did not reach the end of partitions "
+                       f"{sorted(set(parts) - at_end)} within {timeout_s:.0f} s")
+                raise ProcessError(msg)
+            for m in consumer.consume(num_messages=10000, timeout=0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(m.partition())
+                        continue
+                    raise KafkaException(err)
+                at_end.discard(m.partition())
+                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1]))
+    finally:
+        consumer.close()
+    return out
