@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 
-from harness.errors import StreamgaugeError
+from harness.errors import ConfigError, StreamgaugeError
 from harness.proc import install_signal_handlers
 
 
@@ -51,9 +53,35 @@ def _kafka_classpath(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from harness.report.console import print_run_summary
+    from harness.scenario.model import load_scenario
+    from harness.scenario.registry import engine_names
+    from harness.scenario.runner import RunOptions, run_scenario
+
+    scenario = load_scenario(args.scenario, overrides=args.set or [], engines_known=engine_names())
+    if args.engine is not None and args.engine not in engine_names():
+        msg = f"--engine {args.engine!r}: unknown engine; installed engines: {', '.join(sorted(engine_names()))}"
+        raise ConfigError(msg)
+    out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    results = run_scenario(scenario, RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics))
+    print_run_summary(results, out)
+    ok = all(r["valid"] and r["expectations"]["met"] for r in results["runs"])
+    return 0 if ok and results["runs"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamgauge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario on its engines; exit 0 when every expectation holds")
+    run.add_argument("scenario", help="scenario YAML file, e.g. scenarios/kill-instance-eos.yaml")
+    run.add_argument("--engine", help="run on this engine only (default: the scenario's engines)")
+    run.add_argument("--out", help="results directory (default: reports/runs/<time>-<scenario>)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a scenario value before validation, e.g. --set workload.duration=30s")
+    run.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics afterwards")
+    run.set_defaults(func=_run)
 
     kafka = sub.add_parser("kafka", help="start, stop and inspect the Kafka that scenarios run on")
     ksub = kafka.add_subparsers(dest="kafka_command", required=True)

@@ -1,0 +1,203 @@
+"""Reference engine A — the embedded library model (Kafka Streams), DESIGN §4.
+
+The deployer creates the internal topics (repartition and compacted changelog
+topics, all under the run's prefix), then starts one OS process per
+application instance (:mod:`engines.embedded.instance`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import ConsumerGroupState, TopicPartition
+
+from harness.api import Aggregate, DeploySpec, Guarantee, load_job
+from harness.errors import ConfigError, ProcessError
+from harness.kafka.client import admin, create_topics
+from harness.proc import SUPERVISOR, ManagedProcess
+
+from engines.embedded.config import EmbeddedConfig, parse_config
+
+
+class EmbeddedEngine:
+    """Deploys a job as N application instances sharing one application id."""
+
+    name = "embedded"
+    capabilities = frozenset({"Killable", "Pausable", "Terminable", "Lagging"})
+    roles = frozenset({"instance"})
+
+    def deploy(self, spec: DeploySpec) -> EmbeddedDeployment:
+        return EmbeddedDeployment(spec)
+
+
+class EmbeddedDeployment:
+    """A running embedded job: its instance processes and internal topics."""
+
+    def __init__(self, spec: DeploySpec) -> None:
+        self.spec = spec
+        self.config: EmbeddedConfig = parse_config(spec.config)
+        if spec.parallelism < 1:
+            msg = f"embedded engine: parallelism must be >= 1, found {spec.parallelism}"
+            raise ConfigError(msg)
+        self.pipeline = load_job(spec.job)
+        self.app_id = f"{spec.prefix}app"
+        self.topics = dict(spec.topics)
+        self.dir = spec.run_dir / "embedded"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._procs: dict[str, ManagedProcess] = {}
+        self.restarts = 0
+        self._admin = admin(spec.bootstrap)  # one client: it must outlive its futures
+        self._create_internal_topics()
+        for i in range(spec.parallelism):
+            self._start(f"instance-{i}")
+
+    # -- setup ---------------------------------------------------------------------------
+    def _create_internal_topics(self) -> None:
+        internal: dict[str, int] = {}
+        compacted: dict[str, int] = {}
+        for seg in self.pipeline.segments():
+            if seg.key_by is not None:
+                self.topics[seg.output] = f"{self.app_id}-{seg.output}"
+                internal[self.topics[seg.output]] = self.spec.partitions
+            for op in seg.ops:
+                if isinstance(op, Aggregate):
+                    name = f"{self.app_id}-{op.name}-changelog"
+                    self.topics[f"changelog-{op.name}"] = name
+                    compacted[name] = self.spec.partitions
+        if internal:
+            create_topics(self.spec.bootstrap, internal, replication=self.spec.replication)
+        if compacted:
+            create_topics(self.spec.bootstrap, compacted, replication=self.spec.replication,
+                          config={"cleanup.policy": "compact"})
+
+    def _instance_config(self, name: str) -> Path:
+        path = self.dir / f"{name}.json"
+        cfg = {
+            "bootstrap": self.spec.bootstrap, "app_id": self.app_id, "instance_id": name,
+            "job": self.spec.job, "guarantee": self.spec.guarantee.value, "topics": self.topics,
+            "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee),
+            "session_timeout_ms": self.config.session_timeout_ms,
+            "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
+            "max_poll_interval_ms": self.config.max_poll_interval_ms,
+            "transaction_timeout_ms": self.config.transaction_timeout_ms,
+            "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
+        }
+        path.write_text(json.dumps(cfg, indent=2))
+        return path
+
+    def _start(self, name: str) -> ManagedProcess:
+        cfg_path = self._instance_config(name)
+        proc = SUPERVISOR.start([sys.executable, "-m", "engines.embedded.instance", str(cfg_path)],
+                                name=name, role="instance", log_path=self.dir / f"{name}.log")
+        self._procs[name] = proc
+        return proc
+
+    # -- Deployment ------------------------------------------------------------------------
+    def processes(self) -> list[ManagedProcess]:
+        return list(self._procs.values())
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Ready when the group is stable with every instance as a member and all partitions assigned."""
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            dead = [p.name for p in self._procs.values() if not p.alive()]
+            if dead:
+                msg = f"embedded instance(s) {dead} exited during start; see {self.dir}/<name>.log:\n{self._tail(dead[0])}"
+                raise ProcessError(msg)
+            ok, last = self._group_stable(len(self._procs))
+            if ok:
+                return
+            time.sleep(0.2)
+        msg = f"embedded job did not become ready within {timeout_s:.0f} s ({last})"
+        raise ProcessError(msg)
+
+    def _group_stable(self, members: int) -> tuple[bool, str]:
+        try:
+            fut = self._admin.describe_consumer_groups([self.app_id], request_timeout=5)
+            desc = fut[self.app_id].result(timeout=10)
+        except Exception as e:  # noqa: BLE001 - the group may not exist yet
+            return False, f"group not described yet: {e}"
+        assigned = sum(len(m.assignment.topic_partitions) for m in desc.members if m.assignment)
+        want = self.spec.partitions * len({s.input for s in self.pipeline.segments()})
+        state = desc.state
+        ok = state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == want
+        return ok, f"group {state}, {len(desc.members)}/{members} members, {assigned}/{want} partitions assigned"
+
+    def stop(self) -> None:
+        procs = list(self._procs.values())
+        for p in procs:
+            p.resume()
+            p.send(15)
+        for p in procs:
+            if not p.wait(30):
+                p.kill()
+            SUPERVISOR.forget(p)
+
+    def status(self) -> dict[str, Any]:
+        return {"engine": "embedded", "application_id": self.app_id,
+                "config": {**self.config.model_dump(),
+                           "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee)},
+                "instances": len(self._procs), "restarts": self.restarts,
+                "internal_topics": sorted(t for k, t in self.topics.items() if k not in ("input", "output"))}
+
+    # -- capabilities: Killable, Pausable, Terminable, Lagging --------------------------------
+    def _proc(self, name: str) -> ManagedProcess:
+        if name not in self._procs:
+            msg = f"no embedded instance {name!r}; instances are {sorted(self._procs)}"
+            raise ConfigError(msg)
+        return self._procs[name]
+
+    def kill(self, name: str) -> None:
+        self._proc(name).kill()
+
+    def terminate(self, name: str) -> None:
+        self._proc(name).stop(grace_s=30)
+
+    def restart(self, name: str) -> None:
+        old = self._proc(name)
+        if old.alive():
+            old.stop(grace_s=30)
+        SUPERVISOR.forget(old)
+        self.restarts += 1
+        self._start(name)
+
+    def pause(self, name: str) -> None:
+        self._proc(name).pause()
+
+    def resume(self, name: str) -> None:
+        self._proc(name).resume()
+
+    def lag(self) -> int | None:
+        """Records of the input topic the group has not committed yet (None when unknown).
+
+        Only the input topic: internal topics are transactional under
+        exactly_once, and their commit markers make end - committed a poor count.
+        """
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        from confluent_kafka.admin import OffsetSpec
+
+        topic = self.topics["input"]
+        tps = [TopicPartition(topic, p) for p in range(self.spec.partitions)]
+        try:
+            a = self._admin
+            fut = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.app_id, tps)])
+            committed = {tp.partition: tp.offset for tp in fut[self.app_id].result(timeout=10).topic_partitions}
+            ends = a.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=10)
+            return sum(max(0, f.result(timeout=10).offset - max(0, committed.get(tp.partition, 0)))
+                       for tp, f in ends.items())
+        except Exception:  # noqa: BLE001 - unknown lag is reported as None
+            return None
+
+    def _tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join((self.dir / f"{name}.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+ENGINE = EmbeddedEngine()

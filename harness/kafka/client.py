@@ -117,3 +117,31 @@ def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
     finally:
         consumer.close()
     return out
+
+
+def stable_and_end_offsets(bootstrap: str, topics: list[str], timeout_s: float = 15.0) -> dict[str, dict[int, tuple[int, int]]]:
+    """topic -> partition -> (last stable offset, high watermark).
+
+    The two differ while a transaction is open on the partition; a hanging
+    transaction keeps them apart past the transaction timeout.
+    """
+    from confluent_kafka import IsolationLevel
+    from confluent_kafka.admin import OffsetSpec
+
+    if not topics:
+        return {}
+    client = admin(bootstrap)
+    md = client.list_topics(timeout=10)
+    tps = [TopicPartition(t, p) for t in topics if t in md.topics for p in md.topics[t].partitions]
+    if not tps:
+        return {}
+    out: dict[str, dict[int, tuple[int, int]]] = {}
+    stable = client.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                 isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout_s)
+    end = client.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                              isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout_s)
+    for tp, fut in stable.items():
+        lso = fut.result(timeout=timeout_s).offset
+        hwm = end[tp].result(timeout=timeout_s).offset
+        out.setdefault(tp.topic, {})[tp.partition] = (lso, hwm)
+    return out

@@ -201,7 +201,8 @@ class LocalKafka(KafkaProvider):
         self._cluster_id = new_cluster_id()
         for i in ids:
             d = self.workdir / f"node-{i}"
-            d.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(d, ignore_errors=True)  # a start begins clean: no data of an earlier cluster
+            d.mkdir(parents=True)
             node = _Node(i, port_map[i][0], port_map[i][1], d)
             _write_properties(node.config, broker_properties(i, port_map, d / "data", self.broker_config))
             self._nodes[i] = node

@@ -1,0 +1,404 @@
+"""One application instance of the embedded engine: the Kafka Streams model in one OS process.
+
+All instances share ``application.id`` as their consumer group. The pipeline
+splits into sub-topologies at re-keying points, joined by internal
+repartition topics; a task is (sub-topology, partition) and owns a state store
+per aggregate, backed by a compacted changelog topic and restored from it
+(read_committed) before the task processes anything.
+
+exactly_once (KIP-447 "v2"): one transactional producer per instance; every
+commit interval one transaction carries the outputs, changelog and
+repartition writes, and the consumed offsets. A fenced, failed or abortable
+commit closes every task dirty, drops local state, recreates the producer and
+the consumer, and rejoins. at_least_once: produce, flush, then commit offsets.
+at_most_once: commit offsets before processing.
+
+Run as ``python -m engines.embedded.instance CONFIG.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from harness.api import Aggregate, Filter, FlatMap, Guarantee, KeyBy, Map, Pipeline, Segment, load_job
+
+QUIET = {"log_level": 3}
+
+
+class Rejoin(Exception):
+    """The instance lost its right to commit: drop state, recreate clients, rejoin."""
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+@dataclass
+class Task:
+    """(sub-topology, partition) with its state stores (one dict per aggregate)."""
+
+    segment: Segment
+    partition: int
+    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    bootstrap: str
+    app_id: str
+    instance_id: str
+    job: str
+    guarantee: Guarantee
+    topics: dict[str, str]          # logical name -> real topic: input, output, repartition-<n>, changelog-<agg>
+    commit_interval_ms: int
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    max_poll_interval_ms: int
+    transaction_timeout_ms: int
+    group_protocol: str = "classic"
+    poll_batch: int = 500
+
+    @classmethod
+    def load(cls, path: str) -> InstanceConfig:
+        raw = json.loads(open(path).read())
+        raw["guarantee"] = Guarantee(raw["guarantee"])
+        return cls(**raw)
+
+
+class Instance:
+    """The processing loop of one instance."""
+
+    def __init__(self, cfg: InstanceConfig) -> None:
+        self.cfg = cfg
+        self.pipeline: Pipeline = load_job(cfg.job)
+        self.segments = self.pipeline.segments()
+        self.segment_of_topic = {cfg.topics[s.input]: s for s in self.segments}
+        self.eos = cfg.guarantee is Guarantee.exactly_once
+        self.tasks: dict[tuple[str, int], Task] = {}
+        self.pending: dict[tuple[str, int], int] = {}   # consumed, not yet committed: (topic, p) -> next offset
+        self.stopping = False
+        self.in_callback_error: Exception | None = None
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.restorer: Consumer | None = None
+        self.last_commit = time.monotonic()
+        self.commits = 0
+        self.rejoins = 0
+
+    # -- clients ----------------------------------------------------------------------
+    def _producer(self) -> Producer:
+        conf = {"bootstrap.servers": self.cfg.bootstrap, "acks": "all", "enable.idempotence": True,
+                "linger.ms": 5, "partitioner": "murmur2_random", "queue.buffering.max.messages": 200_000,
+                "client.id": f"{self.cfg.app_id}-{self.cfg.instance_id}", **QUIET}
+        if self.eos:
+            conf["transactional.id"] = f"{self.cfg.app_id}-{self.cfg.instance_id}"
+            conf["transaction.timeout.ms"] = self.cfg.transaction_timeout_ms
+        p = Producer(conf)
+        if self.eos:
+            p.init_transactions(60)  # fences an earlier incarnation with the same transactional id
+            p.begin_transaction()
+        return p
+
+    def _consumer(self) -> Consumer:
+        conf = {"bootstrap.servers": self.cfg.bootstrap, "group.id": self.cfg.app_id,
+                "client.id": f"{self.cfg.app_id}-{self.cfg.instance_id}",
+                "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed" if self.eos else "read_uncommitted",
+                "session.timeout.ms": self.cfg.session_timeout_ms,
+                "max.poll.interval.ms": self.cfg.max_poll_interval_ms, **QUIET}
+        if self.cfg.group_protocol == "consumer":
+            conf["group.protocol"] = "consumer"
+        else:
+            conf["heartbeat.interval.ms"] = self.cfg.heartbeat_interval_ms
+            conf["partition.assignment.strategy"] = "range"
+        c = Consumer(conf)
+        c.subscribe(list(self.segment_of_topic), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                    on_lost=self._on_lost)
+        return c
+
+    def _restore_consumer(self) -> Consumer:
+        """Reads changelogs by assignment (no group); kept for the life of the clients."""
+        return Consumer({"bootstrap.servers": self.cfg.bootstrap,
+                         "group.id": f"{self.cfg.app_id}-restore-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "fetch.wait.max.ms": 10, "fetch.error.backoff.ms": 10,
+                         "isolation.level": "read_committed" if self.eos else "read_uncommitted", **QUIET})
+
+    # -- rebalance callbacks (run inside consumer.consume) ------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            new = [(tp.topic, tp.partition) for tp in partitions if (tp.topic, tp.partition) not in self.tasks]
+            for topic, p in new:
+                self.tasks[(topic, p)] = Task(self.segment_of_topic[topic], p)
+            self._restore([self.tasks[t] for t in new])
+            log(f"assigned {sorted(f'{self._short(t)}-{p}' for t, p in new)}")
+        except Exception as e:  # noqa: BLE001 - surfaced after consume returns
+            self.in_callback_error = e
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            if self.producer is not None:
+                self._commit(reason="revoke")
+        except Exception as e:  # noqa: BLE001
+            self.in_callback_error = e
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
+        log(f"revoked {len(partitions)} partitions")
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log(f"lost {len(partitions)} partitions: closing their tasks dirty")
+        self.in_callback_error = Rejoin("partitions lost (session expired or fenced)")
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
+
+    def _drop(self, keys: list[tuple[str, int]]) -> None:
+        for k in keys:
+            self.tasks.pop(k, None)
+            self.pending.pop(k, None)
+
+    @staticmethod
+    def _short(topic: str) -> str:
+        return topic.rsplit(".", 1)[-1]
+
+    # -- state restore ---------------------------------------------------------------------
+    def _restore(self, tasks: list[Task]) -> None:
+        stateful = [(t, agg) for t in tasks for agg in t.segment.ops if isinstance(agg, Aggregate)]
+        if not stateful:
+            return
+        started = time.monotonic()
+        if self.restorer is None:
+            self.restorer = self._restore_consumer()
+        restorer = self.restorer
+        try:
+            targets = {}
+            for task, agg in stateful:
+                task.stores[agg.name] = {}
+                targets[(self.cfg.topics[f"changelog-{agg.name}"], task.partition)] = task.stores[agg.name]
+            restorer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in targets])
+            at_end: set[tuple[str, int]] = set()
+            count = 0
+            while len(at_end) < len(targets):
+                for m in restorer.consume(num_messages=10_000, timeout=0.05):
+                    err = m.error()
+                    key = (m.topic(), m.partition())
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            at_end.add(key)
+                            continue
+                        raise KafkaException(err)
+                    at_end.discard(key)
+                    store = targets[key]
+                    if m.value() is None:
+                        store.pop(m.key().decode(), None)
+                    else:
+                        store[m.key().decode()] = orjson.loads(m.value())
+                    count += 1
+        finally:
+            restorer.unassign()
+        log(f"restored {count} changelog records for {len(stateful)} stores in {time.monotonic() - started:.2f}s")
+
+    # -- processing ------------------------------------------------------------------------
+    def _produce(self, topic: str, key: str | None, value: Any, timestamp: int | None,
+                 partition: int | None = None) -> None:
+        assert self.producer is not None
+        kwargs: dict[str, Any] = {"key": key.encode() if key is not None else None, "value": orjson.dumps(value)}
+        if timestamp:
+            kwargs["timestamp"] = int(timestamp)
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _process(self, msg) -> None:
+        topic, partition = msg.topic(), msg.partition()
+        task = self.tasks.get((topic, partition))
+        if task is None:  # a record of a partition we no longer own (revoked in this very poll)
+            return
+        seg = task.segment
+        key = msg.key().decode() if msg.key() is not None else None
+        timestamp = msg.timestamp()[1]
+        events: list[tuple[str | None, dict]] = [(key, orjson.loads(msg.value()))]
+        for op in seg.ops:
+            events = self._apply(op, task, events)
+        for k, event in events:
+            if seg.key_by is not None:
+                self._produce(self.cfg.topics[seg.output], seg.key_by.key_of(event), event, timestamp)
+            else:
+                self._produce(self.cfg.topics[seg.output], k, event, timestamp)
+        self.pending[(topic, partition)] = msg.offset() + 1
+
+    def _apply(self, op, task: Task, events: list[tuple[str | None, dict]]) -> list[tuple[str | None, dict]]:
+        if isinstance(op, Map):
+            return [(k, op.fn(e)) for k, e in events]
+        if isinstance(op, Filter):
+            return [(k, e) for k, e in events if op.fn(e)]
+        if isinstance(op, FlatMap):
+            return [(k, x) for k, e in events for x in op.fn(e)]
+        if isinstance(op, KeyBy):
+            return [(op.key_of(e), e) for _, e in events]
+        if isinstance(op, Aggregate):
+            store = task.stores.setdefault(op.name, {})
+            out = []
+            for k, e in events:
+                state = op.step(store.get(k) or op.init(), e)
+                store[k] = state
+                self._produce(self.cfg.topics[f"changelog-{op.name}"], k, state, None, partition=task.partition)
+                out.append((k, op.emit(k, state, e)))
+            return out
+        msg = f"operator {type(op).__name__} is not supported by the embedded engine yet"
+        raise NotImplementedError(msg)
+
+    # -- commits ----------------------------------------------------------------------------
+    def _offsets(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in self.pending.items()]
+
+    def _commit(self, reason: str = "interval") -> None:
+        assert self.producer is not None and self.consumer is not None
+        if self.eos:
+            offsets = self._offsets()
+            try:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(30)
+            except KafkaException as e:
+                err = e.args[0]
+                log(f"commit ({reason}) failed: {err.str()} (fatal={err.fatal()}, abortable={err.txn_requires_abort()})")
+                raise Rejoin(f"transaction commit failed: {err.str()}") from e
+            self.producer.begin_transaction()
+        elif self.cfg.guarantee is Guarantee.at_least_once:
+            remaining = self.producer.flush(60)
+            if remaining:
+                raise Rejoin(f"{remaining} records not acknowledged; not committing offsets")
+            offsets = self._offsets()
+            if offsets:
+                try:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+                except KafkaException as e:
+                    raise Rejoin(f"offset commit failed: {e.args[0].str()}") from e
+        self.pending.clear()
+        self.commits += 1
+        self.last_commit = time.monotonic()
+
+    def _commit_before_processing(self, msgs) -> None:
+        """at_most_once: offsets of a batch are committed before any of it is processed."""
+        assert self.consumer is not None
+        latest: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            if m.error() is None:
+                latest[(m.topic(), m.partition())] = m.offset() + 1
+        if latest:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in latest.items()],
+                                 asynchronous=False)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _start_clients(self) -> None:
+        self.producer = self._producer()
+        self.consumer = self._consumer()
+        self.last_commit = time.monotonic()
+
+    def _rejoin(self, why: str) -> None:
+        """Close all tasks dirty, drop local state, recreate producer and consumer, rejoin the group."""
+        self.rejoins += 1
+        log(f"rejoining ({why}): closing all tasks dirty")
+        consumer, producer, restorer = self.consumer, self.producer, self.restorer
+        self.consumer = self.producer = self.restorer = None  # callbacks during close must not commit
+        if restorer is not None:
+            restorer.close()
+        self.tasks.clear()
+        self.pending.clear()
+        if producer is not None and self.eos:
+            try:
+                producer.abort_transaction(10)
+            except KafkaException:
+                pass
+        if consumer is not None:
+            try:
+                consumer.close()
+            except KafkaException:
+                pass
+        self.in_callback_error = None
+        self._start_clients()
+
+    def run(self) -> int:
+        self._start_clients()
+        log(f"instance {self.cfg.instance_id} started ({self.cfg.guarantee.value}, "
+            f"commit every {self.cfg.commit_interval_ms} ms)")
+        interval = self.cfg.commit_interval_ms / 1000
+        while not self.stopping:
+            try:
+                assert self.consumer is not None and self.producer is not None
+                msgs = self.consumer.consume(num_messages=self.cfg.poll_batch, timeout=0.05)
+                if self.in_callback_error is not None:
+                    raise Rejoin(str(self.in_callback_error))
+                if self.cfg.guarantee is Guarantee.at_most_once:
+                    self._commit_before_processing(msgs)
+                for m in msgs:
+                    if m.error() is not None:
+                        if m.error().fatal():
+                            raise Rejoin(m.error().str())
+                        continue
+                    self._process(m)
+                self.producer.poll(0)
+                if time.monotonic() - self.last_commit >= interval:
+                    self._commit()
+            except Rejoin as e:
+                self._rejoin(str(e))
+            except KafkaException as e:
+                self._rejoin(f"client error: {e.args[0].str() if e.args else e}")
+        self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        log("stopping: final commit")
+        try:
+            if self.producer is not None and self.consumer is not None:
+                self._commit(reason="shutdown")
+        except Rejoin as e:
+            log(f"final commit failed: {e}")
+            if self.eos and self.producer is not None:
+                try:
+                    self.producer.abort_transaction(10)
+                except KafkaException:
+                    pass
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            consumer.close()
+        if self.producer is not None:
+            self.producer.flush(10)
+        if self.restorer is not None:
+            self.restorer.close()
+        log(f"stopped after {self.commits} commits and {self.rejoins} rejoins")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    instance = Instance(InstanceConfig.load(args[0]))
+
+    def _stop(_signum, _frame) -> None:
+        instance.stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return instance.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

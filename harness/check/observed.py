@@ -1,0 +1,96 @@
+"""What a run left behind for the checkers: the input and output topics as read after draining."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import orjson
+
+from harness.kafka.client import Record
+
+Event = dict[str, Any]
+Position = tuple[int, int]  # (partition, offset)
+Offsets = dict[str, dict[int, tuple[int, int]]]  # topic -> partition -> (last stable offset, high watermark)
+
+
+def parse_event(value: bytes | None) -> Event | None:
+    """The JSON object in a record value, or None when the value is not one."""
+    if value is None:
+        return None
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def as_written(value: Any) -> Any:
+    """``value`` as it reads back after a JSON round trip (tuples become lists, and so on)."""
+    return orjson.loads(orjson.dumps(value))
+
+
+def _usable_id(event: Event | None) -> int | str | None:
+    found = event.get("id") if event is not None else None
+    return found if isinstance(found, (int, str)) and not isinstance(found, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record of the output topic, parsed.
+
+    ``event`` is None when the value is not a JSON object; ``id`` names the
+    input the output reflects (None when it names none usable as an id).
+    """
+
+    partition: int
+    offset: int
+    key: bytes | None
+    event: Event | None
+    id: int | str | None
+
+    @classmethod
+    def of(cls, record: Record) -> Output:
+        event = parse_event(record.value)
+        return cls(record.partition, record.offset, record.key, event, _usable_id(event))
+
+    @property
+    def stated_key(self) -> str | None:
+        """The key the output says it is under: its ``k`` field, else the record key."""
+        if self.event is not None and "k" in self.event:
+            return self.event["k"]
+        return self.key.decode(errors="replace") if self.key is not None else None
+
+    def where(self) -> dict[str, int]:
+        """Where the output is, for examples."""
+        return {"partition": self.partition, "offset": self.offset}
+
+
+@dataclass
+class Observed:
+    """Everything the checkers judge.
+
+    ``inputs`` is the input topic as actually written and ``committed`` /
+    ``uncommitted`` the output topic read with each isolation level, all in
+    (partition, offset) order. ``probe`` holds the (partition, offset) of
+    every output the live read_committed probe consumer saw during the run.
+    ``offsets`` maps topic -> partition -> (last stable offset, high
+    watermark) measured after draining; ``offsets_later`` measures again.
+    ``drained`` is False when the drain timed out before all outputs appeared.
+    """
+
+    inputs: list[Record]
+    committed: list[Record]
+    uncommitted: list[Record]
+    probe: Sequence[Position] = ()
+    offsets: Offsets = field(default_factory=dict)
+    offsets_later: Callable[[], Offsets] | None = None
+    txn_timeout_s: float = 10.0
+    drained: bool = True
+
+    @cached_property
+    def committed_outputs(self) -> list[Output]:
+        """``committed`` parsed once, shared by every checker."""
+        return [Output.of(r) for r in self.committed]

@@ -1,0 +1,371 @@
+"""The runner: one scenario on one or more engines, along the timeline of DESIGN §7.
+
+provision Kafka -> create topics -> deploy engine and wait ready -> start probe
+-> start load (open loop) -> faults at their times -> stop load -> drain ->
+stop engine -> check -> compute metrics -> write results -> tear down.
+
+Teardown runs on every exit path (errors and Ctrl-C included): the fault
+injector heals, the generator, engine and Kafka processes are stopped by
+recorded PID, and the run's topics are deleted unless asked to keep them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.api import DeploySpec, Lagging, load_job
+from harness.check import Observed, overall, run_checks, summarize
+from harness.check.oracle import Oracle
+from harness.errors import ProcessError
+from harness.faults import Fault, FaultInjector, check_supported
+from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
+from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
+from harness.metrics.compute import (
+    baseline_p99,
+    keeps_up,
+    latency_histogram,
+    percentiles_ms,
+    recovery_seconds,
+    timeline,
+)
+from harness.metrics.probe import Probe
+from harness.proc import SUPERVISOR, ManagedProcess
+from harness.scenario.model import Scenario
+from harness.scenario.registry import get_engine
+
+SCHEMA = "streamgauge.results/1"
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    engine: str | None = None
+    keep_topics: bool = False
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def _faults(scenario: Scenario) -> list[Fault]:
+    out = []
+    for f in scenario.faults:
+        a = f.action
+        out.append(Fault(at_s=f.at, kind=f.kind, role=a.role, pick=a.pick,
+                         restart_after_s=getattr(a, "restart_after", None), for_s=getattr(a, "for_", None)))
+    return out
+
+
+def _git_rev() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _machine() -> dict[str, Any]:
+    return {"hostname": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform()}
+
+
+def provision_kafka(scenario: Scenario) -> KafkaProvider:
+    """$STREAMGAUGE_BOOTSTRAP, else the cluster of `streamgauge kafka up`, else a local one for this run."""
+    bootstrap = os.environ.get("STREAMGAUGE_BOOTSTRAP")
+    if bootstrap:
+        return ExternalKafka(bootstrap)
+    from harness.kafka import daemon
+
+    running = daemon.current()
+    if running is not None and len(running.nodes()) >= scenario.kafka.nodes:
+        return ExternalKafka(running.bootstrap_servers())
+    return LocalKafka(nodes_count=scenario.kafka.nodes)
+
+
+def run_scenario(scenario: Scenario, opts: RunOptions) -> dict[str, Any]:
+    """Run ``scenario`` on each of its engines (or ``opts.engine``); write and return results.json's content."""
+    engines = scenario.engine_list(opts.engine)
+    faults = _faults(scenario)
+    for name in engines:  # refuse faults an engine cannot take before anything starts
+        engine = get_engine(name)
+        check_supported(faults, engine.capabilities, engine.roles, name)
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                               "git": _git_rev(), "machine": _machine(), "kafka": None,
+                               "scenario": scenario.to_dict(), "runs": []}
+    kafka = provision_kafka(scenario)
+    opts.log(f"starting {kafka.name} Kafka...")
+    with kafka:
+        results["kafka"] = kafka.version()
+        opts.log(f"Kafka {kafka.version()} at {kafka.bootstrap_servers()}")
+        for name in engines:
+            run = RunOne(scenario, name, kafka, opts, faults).execute()
+            results["runs"].append(run)
+            _write_results(opts.out_dir, results)
+    _write_results(opts.out_dir, results)
+    return results
+
+
+def _write_results(out_dir: Path, results: dict) -> None:
+    tmp = out_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, default=str))
+    tmp.replace(out_dir / "results.json")
+
+
+class ResourceSampler(threading.Thread):
+    """CPU seconds and peak RSS of the engine's processes, sampled once a second."""
+
+    def __init__(self, procs: Callable[[], list[ManagedProcess]]) -> None:
+        super().__init__(name="resources", daemon=True)
+        self.procs = procs
+        self.cpu: dict[tuple[int, float], float] = {}
+        self.peak_rss = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(1.0):
+            self.sample()
+
+    def sample(self) -> None:
+        rss = 0
+        for p in self.procs():
+            try:
+                ps = psutil.Process(p.pid)
+                t = ps.cpu_times()
+                self.cpu[(p.pid, p.create_time)] = t.user + t.system
+                rss += ps.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+class RunOne:
+    """One scenario on one engine."""
+
+    def __init__(self, scenario: Scenario, engine: str, kafka: KafkaProvider, opts: RunOptions,
+                 faults: list[Fault]) -> None:
+        self.s, self.engine_name, self.kafka, self.opts, self.faults = scenario, engine, kafka, opts, faults
+        self.log = opts.log
+        self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        self.prefix = f"sg.{self.run_id}.{engine}."
+        self.topics = {"input": f"{self.prefix}input", "output": f"{self.prefix}output"}
+        self.run_dir = opts.out_dir / f"{engine}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.bootstrap = kafka.bootstrap_servers()
+        self.pipeline = load_job(scenario.job)
+        self.deployment = None
+        self.probe: Probe | None = None
+        self.generator: ManagedProcess | None = None
+        self.injector: FaultInjector | None = None
+        self.sampler: ResourceSampler | None = None
+
+    # -- the timeline ------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        s = self.s
+        self.log(f"== {s.name} on {self.engine_name} ({s.guarantee.value}, job {s.job}, "
+                 f"parallelism {s.parallelism}, {s.partitions} partitions)")
+        try:
+            replication = min(3, len(self.kafka.nodes()) or 1)
+            create_topics(self.bootstrap, {t: s.partitions for t in self.topics.values()}, replication=replication)
+            engine = get_engine(self.engine_name)
+            spec = DeploySpec(job=s.job, parallelism=s.parallelism, guarantee=s.guarantee,
+                              bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,
+                              partitions=s.partitions, run_dir=self.run_dir, replication=replication,
+                              config=dict(s.engine_config))
+            self.deployment = engine.deploy(spec)
+            self.deployment.wait_ready(READY_TIMEOUT_S)
+            self.log("engine ready")
+            self.sampler = ResourceSampler(self.deployment.processes)
+            self.sampler.start()
+            self.probe = Probe(self.bootstrap, self.topics["output"], s.partitions)
+            self.probe.start()
+            t0 = time.time() + 1.0
+            self.generator = self._start_generator(t0)
+            self.injector = FaultInjector(self.deployment, self.faults, s.workload.seed, t0, log=self.log)
+            self.injector.start()
+            gen_summary = self._wait_load(t0)
+            self._wait_heals()
+            inputs = read_all(self.bootstrap, self.topics["input"], isolation="read_uncommitted")
+            oracle = Oracle(self.pipeline, inputs)
+            drained, drain_s = self._drain(oracle)
+            self.sampler.sample()
+            self.deployment.stop()
+            self.probe.stop()
+            return self._check_and_measure(t0, gen_summary, inputs, drained, drain_s)
+        finally:
+            self._teardown()
+
+    def _start_generator(self, t0: float) -> ManagedProcess:
+        w = self.s.workload
+        cfg = {"bootstrap": self.bootstrap, "topic": self.topics["input"], "rate": w.rate,
+               "duration_s": w.duration, "keys": w.keys, "seed": w.seed,
+               "summary_path": str(self.run_dir / "generator-summary.json"), "t0": t0,
+               "skew_kind": w.key_skew.kind, "skew_s": w.key_skew.s or 0.0,
+               "max_schedule_lag_s": w.max_schedule_lag}
+        path = self.run_dir / "generator.json"
+        path.write_text(json.dumps(cfg))
+        self.log(f"load: {w.rate:.0f} events/s for {w.duration:.0f} s ({w.total_events} events)")
+        return SUPERVISOR.start([sys.executable, "-m", "harness.workload.generator", str(path)],
+                                name="generator", role="load", log_path=self.run_dir / "generator.log")
+
+    def _wait_load(self, t0: float) -> dict[str, Any]:
+        assert self.generator is not None and self.probe is not None
+        end = t0 + self.s.workload.duration
+        next_progress = time.time() + 5
+        while not self.generator.wait(0.5):
+            now = time.time()
+            if now > end + 120:
+                msg = f"the load generator did not finish within 120 s of its schedule; see {self.run_dir}/generator.log"
+                raise ProcessError(msg)
+            if now >= next_progress:
+                next_progress = now + 5
+                self.log(f"t={now - t0:5.1f}s  outputs seen {self.probe.seen_count():>8}")
+        path = self.run_dir / "generator-summary.json"
+        if self.generator.returncode() != 0 or not path.exists():
+            msg = f"the load generator failed (exit {self.generator.returncode()}); see {self.run_dir}/generator.log"
+            raise ProcessError(msg)
+        summary = json.loads(path.read_text())
+        self.log(f"load done: {summary['sent']} events sent, worst publish delay {summary['max_lag_s'] * 1000:.0f} ms")
+        return summary
+
+    def _wait_heals(self) -> None:
+        """Let pending heals (restarts after kills, resumes after pauses) happen before draining."""
+        assert self.injector is not None
+        self.injector.join(timeout=max(60.0, max((f.at_s + (f.restart_after_s or 0) + (f.for_s or 0)
+                                                   for f in self.faults), default=0) + 30))
+        self.injector.stop()
+
+    def _drain(self, oracle: Oracle) -> tuple[bool, float]:
+        """Wait until every expected output is visible, or the job is idle with its input consumed."""
+        assert self.probe is not None
+        expected = {i for i, outs in oracle.expected.items() if outs}
+        started = time.monotonic()
+        deadline = started + self.s.drain.timeout
+        quiet = self.s.drain.quiet
+        self.log(f"draining: waiting for {len(expected)} outputs (at most {self.s.drain.timeout:.0f} s)")
+        while time.monotonic() < deadline:
+            if self.probe.has_all(expected):
+                return True, time.monotonic() - started
+            idle = time.monotonic() - max(self.probe.last_receipt, started) >= quiet
+            if idle and isinstance(self.deployment, Lagging) and self.deployment.lag() == 0:
+                self.log("drained: the job is idle and has consumed all input")
+                return True, time.monotonic() - started
+            time.sleep(0.25)
+        self.log(f"drain timed out after {self.s.drain.timeout:.0f} s")
+        return False, time.monotonic() - started
+
+    def _check_and_measure(self, t0: float, gen: dict[str, Any], inputs: list, drained: bool,
+                           drain_s: float) -> dict[str, Any]:
+        assert self.probe is not None and self.deployment is not None and self.injector is not None
+        s = self.s
+        committed = read_all(self.bootstrap, self.topics["output"], isolation="read_committed")
+        uncommitted = read_all(self.bootstrap, self.topics["output"], isolation="read_uncommitted")
+        checked_topics = [t for t in list_topics(self.bootstrap, self.prefix) if t != self.topics["input"]]
+        observed = Observed(
+            inputs=inputs, committed=committed, uncommitted=uncommitted, probe=list(self.probe.positions),
+            offsets=stable_and_end_offsets(self.bootstrap, checked_topics),
+            offsets_later=lambda: stable_and_end_offsets(self.bootstrap, checked_topics),
+            txn_timeout_s=float(s.engine_config.get("transaction_timeout_ms", 10_000)) / 1000, drained=drained)
+        self.log("checking...")
+        checks = run_checks(self.pipeline, observed)
+        verdict = overall(checks)
+        summary = summarize(checks)
+
+        load_s = int(s.workload.duration)
+        seconds = load_s + int(drain_s) + 5
+        tl = timeline(t0, seconds, gen.get("per_second") or [], self.probe.receipt_us, self.probe.st_us)
+        hist = latency_histogram(self.probe.receipt_us, self.probe.st_us)
+        latency = percentiles_ms(hist)
+        events = [e.to_dict() for e in self.injector.events]
+        first_fault = min((e["at_s"] for e in events), default=float(load_s))
+        base = baseline_p99(tl, first_fault)
+        recovery = [recovery_seconds(tl, e["at_s"], base, load_s) for e in events]
+        windows = [(e["at_s"], e["at_s"] + (r if r is not None else load_s)) for e, r in zip(events, recovery)]
+        follow = keeps_up(tl, windows, load_s)
+        cpu_s = sum(self.sampler.cpu.values()) if self.sampler else 0.0
+        valid = bool(gen.get("valid", False)) and not self.probe.error
+        invalid_reason = gen.get("reason") or self.probe.error or ""
+        metrics = {
+            "throughput_eps": round(gen["sent"] / s.workload.duration, 1),
+            "output_eps": round(len(committed) / s.workload.duration, 1),
+            "ceiling_fraction": None,
+            "latency_ms": latency,
+            "recovery_s": recovery,
+            "keeps_up": follow,
+            "cpu_s": round(cpu_s, 1),
+            "rss_mb": round((self.sampler.peak_rss if self.sampler else 0) / 2**20, 1),
+            "events_per_core_second": round(gen["sent"] / cpu_s, 1) if cpu_s else None,
+            "publish_delay_max_ms": round(gen["max_lag_s"] * 1000, 1),
+            "timeline": {"inputs": tl.inputs, "outputs": tl.outputs, "p99_ms": tl.p99_ms},
+        }
+        unmet = s.expect.unmet(verdict=verdict, anomalies=summary["anomalies"],
+                               p99_latency_s=latency["p99"] / 1000,
+                               recovery_s=[r for r in recovery if r is not None] if all(
+                                   r is not None for r in recovery) else [None] * len(recovery),
+                               keeps_up=follow["keeps_up"])
+        run = {
+            "scenario": s.name, "engine": self.engine_name, "job": s.job, "guarantee": s.guarantee.value,
+            "parallelism": s.parallelism, "partitions": s.partitions, "run_id": self.run_id,
+            "valid": valid, "invalid_reason": invalid_reason,
+            "verdict": verdict,
+            "expectations": {"met": valid and not unmet, "unmet": unmet},
+            "anomalies": summary["anomalies"], "examples": summary["examples"],
+            "checks": [{"name": c.name, "verdict": c.verdict, "count": c.count, "detail": c.detail}
+                       for c in checks],
+            "inputs": len(inputs), "outputs": len(committed),
+            "outputs_uncommitted": len(uncommitted),
+            "drain": {"drained": drained, "seconds": round(drain_s, 1)},
+            "faults": events,
+            "metrics": metrics,
+            "engine_status": self.deployment.status(),
+        }
+        return run
+
+    def _teardown(self) -> None:
+        for step in (self._stop_injector, self._stop_generator, self._stop_deployment, self._stop_probe,
+                     self._stop_sampler, self._delete_topics):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - teardown goes on whatever fails
+                self.log(f"teardown: {step.__name__} failed: {e}")
+
+    def _stop_injector(self) -> None:
+        if self.injector is not None:
+            self.injector.stop()
+
+    def _stop_generator(self) -> None:
+        if self.generator is not None:
+            self.generator.stop(grace_s=5)
+            SUPERVISOR.forget(self.generator)
+
+    def _stop_deployment(self) -> None:
+        if self.deployment is not None:
+            self.deployment.stop()
+
+    def _stop_probe(self) -> None:
+        if self.probe is not None and self.probe.is_alive():
+            self.probe.stop()
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+
+    def _delete_topics(self) -> None:
+        if not self.opts.keep_topics:
+            delete_topics(self.bootstrap, list_topics(self.bootstrap, self.prefix))
