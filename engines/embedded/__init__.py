@@ -85,9 +85,23 @@ class EmbeddedDeployment:
             "max_poll_interval_ms": self.config.max_poll_interval_ms,
             "transaction_timeout_ms": self.config.transaction_timeout_ms,
             "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
+            "status_path": str(self._status_path(name)),
         }
         path.write_text(json.dumps(cfg, indent=2))
         return path
+
+    def _status_path(self, name: str) -> Path:
+        return self.dir / f"{name}.status.json"
+
+    def _instance_counters(self) -> dict[str, dict[str, Any]]:
+        """Each instance's last written counters (commits, rejoins, fenced); a killed one keeps its last."""
+        out = {}
+        for name in sorted(self._procs):
+            try:
+                out[name] = json.loads(self._status_path(name).read_text())
+            except (OSError, ValueError):
+                out[name] = {}
+        return out
 
     def _start(self, name: str) -> ManagedProcess:
         cfg_path = self._instance_config(name)
@@ -139,7 +153,11 @@ class EmbeddedDeployment:
             SUPERVISOR.forget(p)
 
     def status(self) -> dict[str, Any]:
+        counters = self._instance_counters()
         return {"engine": "embedded", "application_id": self.app_id,
+                "fenced": sum(c.get("fenced", 0) for c in counters.values()),
+                "rejoins": sum(c.get("rejoins", 0) for c in counters.values()),
+                "instance_counters": counters,
                 "config": {**self.config.model_dump(),
                            "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee)},
                 "instances": len(self._procs), "restarts": self.restarts,

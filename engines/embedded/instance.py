@@ -19,6 +19,7 @@ Run as ``python -m engines.embedded.instance CONFIG.json``.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -73,6 +74,7 @@ class InstanceConfig:
     transaction_timeout_ms: int
     group_protocol: str = "classic"
     poll_batch: int = 500
+    status_path: str = ""
 
     @classmethod
     def load(cls, path: str) -> InstanceConfig:
@@ -100,6 +102,9 @@ class Instance:
         self.last_commit = time.monotonic()
         self.commits = 0
         self.rejoins = 0
+        self.fenced = 0
+        self.last_rejoin_reason = ""
+        self._load_status()  # a restarted instance carries on its predecessor's counters
 
     # -- clients ----------------------------------------------------------------------
     def _producer(self) -> Producer:
@@ -317,7 +322,11 @@ class Instance:
     def _rejoin(self, why: str) -> None:
         """Close all tasks dirty, drop local state, recreate producer and consumer, rejoin the group."""
         self.rejoins += 1
+        self.last_rejoin_reason = why
+        if "fenced" in why.lower() or "epoch" in why.lower() or "generation" in why.lower():
+            self.fenced += 1
         log(f"rejoining ({why}): closing all tasks dirty")
+        self._write_status()
         consumer, producer, restorer = self.consumer, self.producer, self.restorer
         self.consumer = self.producer = self.restorer = None  # callbacks during close must not commit
         if restorer is not None:
@@ -386,6 +395,26 @@ class Instance:
         if self.restorer is not None:
             self.restorer.close()
         log(f"stopped after {self.commits} commits and {self.rejoins} rejoins")
+        self._write_status()
+
+    def _load_status(self) -> None:
+        try:
+            with open(self.cfg.status_path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            return
+        self.commits, self.rejoins, self.fenced = old.get("commits", 0), old.get("rejoins", 0), old.get("fenced", 0)
+        self.last_rejoin_reason = old.get("last_rejoin_reason", "")
+
+    def _write_status(self) -> None:
+        """Counters for the deployer's status (how often this instance was fenced or rejoined)."""
+        if not self.cfg.status_path:
+            return
+        tmp = self.cfg.status_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"commits": self.commits, "rejoins": self.rejoins, "fenced": self.fenced,
+                       "last_rejoin_reason": self.last_rejoin_reason}, f)
+        os.replace(tmp, self.cfg.status_path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,144 @@
+"""`streamgauge run` end to end on the embedded engine against a real broker.
+
+Shorter than the shipped scenarios (the CI machine has two cores), with the
+same shape: three instances, six partitions, two kills; at_least_once as the
+negative control; a paused zombie that must be fenced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.kafka.client import list_topics
+from harness.proc import wait_until
+
+pytestmark = pytest.mark.kafka
+
+CLI = [sys.executable, "-m", "harness.cli"]
+ROOT = Path(__file__).resolve().parents[3]
+TWO_KILLS = "faults=[{at: 6s, kill: {pick: random, restart_after: 3s}}, {at: 15s, kill: {pick: random, restart_after: 3s}}]"
+
+
+def run_cli(bootstrap: str, out: Path, scenario: str, *sets: str, timeout: float = 420):
+    args = [*CLI, "run", str(ROOT / "scenarios" / scenario), "--engine", "embedded", "--out", str(out)]
+    for s in sets:
+        args += ["--set", s]
+    env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
+    return proc, results
+
+
+def _no_leftovers(bootstrap: str, out: Path) -> None:
+    """No process of the run is alive and none of its topics remain."""
+    alive = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
+             if any(str(out) in part for part in (p.info["cmdline"] or []))]
+    assert alive == [], f"processes of the run still alive: {alive}"
+    assert [t for t in list_topics(bootstrap, "sg.") if ".embedded." in t and str(out.name) in t] == []
+
+
+@pytest.mark.parametrize("job", ["running_sum", "running_sum_rekeyed"])
+def test_kill_instance_eos_is_exactly_once(bootstrap, tmp_path, job):
+    proc, results = run_cli(bootstrap, tmp_path, "kill-instance-eos.yaml",
+                            f"job=scenarios.jobs:{job}", "workload.rate=1500/s", "workload.duration=24s",
+                            TWO_KILLS, "expect={correct: true}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = results["runs"][0]
+    assert run["verdict"] == "pass" and run["valid"]
+    assert run["anomalies"]["lost"] == run["anomalies"]["duplicate"] == run["anomalies"]["inconsistent"] == 0
+    assert run["outputs"] == run["inputs"] == 36000
+    assert [f["kind"] for f in run["faults"]] == ["kill", "kill"]
+    assert all(f.get("healed_at_s") for f in run["faults"])
+    assert run["engine_status"]["restarts"] == 2
+    assert "pass" in proc.stdout and "results:" in proc.stdout
+
+
+def test_at_least_once_under_kills_shows_duplicates(bootstrap, tmp_path):
+    proc, results = run_cli(bootstrap, tmp_path, "kill-instance-alos.yaml",
+                            "workload.rate=1500/s", "workload.duration=24s", TWO_KILLS)
+    run = results["runs"][0]
+    assert run["verdict"] == "fail"
+    assert run["anomalies"]["duplicate"] > 0
+    assert run["outputs"] > run["inputs"]
+    assert run["examples"]["duplicate"], "results must show examples of the duplicates"
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the scenario expects exactly this failure
+
+
+def test_zombie_is_fenced_under_exactly_once(bootstrap, tmp_path):
+    proc, results = run_cli(bootstrap, tmp_path, "zombie-eos.yaml", "workload.duration=36s",
+                            "faults=[{at: 6s, pause: {pick: 1, for: 18s}}]")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = results["runs"][0]
+    assert run["verdict"] == "pass"
+    assert run["anomalies"]["duplicate"] == 0 and run["anomalies"]["lost"] == 0
+    assert run["engine_status"]["fenced"] >= 1, run["engine_status"]
+    paused = run["faults"][0]["target"]
+    assert run["engine_status"]["instance_counters"][paused]["fenced"] >= 1
+
+
+def test_ctrl_c_tears_the_run_down(bootstrap, tmp_path):
+    args = [*CLI, "run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", "embedded",
+            "--out", str(tmp_path), "--set", "workload.duration=60s", "--set", "workload.rate=500/s"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap})
+    try:
+        for line in proc.stderr:
+            if line.startswith("load:"):
+                break
+        instances = [p for p in psutil.process_iter(["pid", "cmdline"])
+                     if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))]
+        assert len(instances) >= 4  # three instances and the generator
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 130
+        wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in instances),
+                   30, "run processes outlived Ctrl-C")
+        _no_leftovers(bootstrap, tmp_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_malformed_scenario_is_refused_with_one_line_per_problem(bootstrap, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nguarantee: exactly_once\nengines: [embedded]\nparallelism: 2\npartitions: 2\n"
+                   "colour: blue\nworkload: {rate: -5/s, duration: soon}\n")
+    before = set(list_topics(bootstrap))
+    proc = subprocess.run([*CLI, "run", str(bad), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap})
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert any("colour" in ln for ln in lines)
+    assert any("workload.rate" in ln and "-5/s" in ln for ln in lines)
+    assert any("workload.duration" in ln and "soon" in ln for ln in lines)
+    assert any(ln.strip().startswith(f"{bad}: job") or ": job:" in ln for ln in lines)
+    assert all(str(bad) in ln for ln in lines[1:]), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert set(list_topics(bootstrap)) == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_exception_in_a_checker_is_unknown_and_fails_the_run(bootstrap, tmp_path, monkeypatch):
+    from harness import check
+    from harness.cli import main
+
+    def broken(_oracle, _observed):
+        raise RuntimeError("a bug inside the lost checker")
+
+    monkeypatch.setattr(check, "CHECKERS", [check.Checker("lost", broken), *check.CHECKERS[1:]])
+    monkeypatch.setenv("STREAMGAUGE_BOOTSTRAP", bootstrap)
+    code = main(["run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", "embedded",
+                 "--out", str(tmp_path), "--set", "job=scenarios.jobs:echo", "--set", "workload.duration=5s",
+                 "--set", "workload.rate=500/s", "--set", "faults=[]", "--set", "expect={}"])
+    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+    lost = next(c for c in run["checks"] if c["name"] == "lost")
+    assert lost["verdict"] == "unknown" and "a bug inside the lost checker" in lost["detail"]
+    assert run["verdict"] == "unknown"
+    assert code == 1
