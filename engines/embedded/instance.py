@@ -43,7 +43,31 @@ QUIET = {"log_level": 3}
 
 
 class Rejoin(Exception):
-    """The instance lost its right to commit: drop state, recreate clients, rejoin."""
+    """The instance lost its right to commit: drop state, recreate clients, rejoin.
+
+    ``fencing`` says what fenced it, when it was fenced: ``producer`` (a newer
+    producer epoch for its transactional id, e.g. after the coordinator
+    aborted its timed-out transaction) or ``generation`` (the group moved on:
+    its offsets carry a stale member id or generation).
+    """
+
+    def __init__(self, why: str, fencing: str | None = None) -> None:
+        super().__init__(why)
+        self.fencing = fencing
+
+
+PRODUCER_FENCING = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+GENERATION_FENCING = {KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.FENCED_INSTANCE_ID}
+
+
+def fencing_kind(err: KafkaError) -> str | None:
+    """What fenced a failed commit, if fencing it was (by error code, else by the broker's words)."""
+    code, text = err.code(), err.str().lower()
+    if code in PRODUCER_FENCING or "fenced by a newer" in text or "producer epoch" in text:
+        return "producer"
+    if code in GENERATION_FENCING or "unknown member" in text or "generation" in text:
+        return "generation"
+    return None
 
 
 def log(msg: str) -> None:
@@ -103,6 +127,7 @@ class Instance:
         self.commits = 0
         self.rejoins = 0
         self.fenced = 0
+        self.fenced_by: dict[str, int] = {"producer": 0, "generation": 0}
         self.last_rejoin_reason = ""
         self._load_status()  # a restarted instance carries on its predecessor's counters
 
@@ -167,7 +192,7 @@ class Instance:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log(f"lost {len(partitions)} partitions: closing their tasks dirty")
-        self.in_callback_error = Rejoin("partitions lost (session expired or fenced)")
+        self.in_callback_error = Rejoin("partitions lost (session expired: the group moved on)", "generation")
         self._drop([(tp.topic, tp.partition) for tp in partitions])
 
     def _drop(self, keys: list[tuple[str, int]]) -> None:
@@ -286,7 +311,7 @@ class Instance:
             except KafkaException as e:
                 err = e.args[0]
                 log(f"commit ({reason}) failed: {err.str()} (fatal={err.fatal()}, abortable={err.txn_requires_abort()})")
-                raise Rejoin(f"transaction commit failed: {err.str()}") from e
+                raise Rejoin(f"transaction commit failed: {err.str()}", fencing_kind(err)) from e
             self.producer.begin_transaction()
         elif self.cfg.guarantee is Guarantee.at_least_once:
             remaining = self.producer.flush(60)
@@ -297,7 +322,7 @@ class Instance:
                 try:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
                 except KafkaException as e:
-                    raise Rejoin(f"offset commit failed: {e.args[0].str()}") from e
+                    raise Rejoin(f"offset commit failed: {e.args[0].str()}", fencing_kind(e.args[0])) from e
         self.pending.clear()
         self.commits += 1
         self.last_commit = time.monotonic()
@@ -319,12 +344,13 @@ class Instance:
         self.consumer = self._consumer()
         self.last_commit = time.monotonic()
 
-    def _rejoin(self, why: str) -> None:
+    def _rejoin(self, why: str, fencing: str | None = None) -> None:
         """Close all tasks dirty, drop local state, recreate producer and consumer, rejoin the group."""
         self.rejoins += 1
         self.last_rejoin_reason = why
-        if "fenced" in why.lower() or "epoch" in why.lower() or "generation" in why.lower():
+        if fencing is not None:
             self.fenced += 1
+            self.fenced_by[fencing] = self.fenced_by.get(fencing, 0) + 1
         log(f"rejoining ({why}): closing all tasks dirty")
         self._write_status()
         consumer, producer, restorer = self.consumer, self.producer, self.restorer
@@ -356,22 +382,24 @@ class Instance:
                 assert self.consumer is not None and self.producer is not None
                 msgs = self.consumer.consume(num_messages=self.cfg.poll_batch, timeout=0.05)
                 if self.in_callback_error is not None:
-                    raise Rejoin(str(self.in_callback_error))
+                    error = self.in_callback_error
+                    raise Rejoin(str(error), getattr(error, "fencing", None))
                 if self.cfg.guarantee is Guarantee.at_most_once:
                     self._commit_before_processing(msgs)
                 for m in msgs:
                     if m.error() is not None:
                         if m.error().fatal():
-                            raise Rejoin(m.error().str())
+                            raise Rejoin(m.error().str(), fencing_kind(m.error()))
                         continue
                     self._process(m)
                 self.producer.poll(0)
                 if time.monotonic() - self.last_commit >= interval:
                     self._commit()
             except Rejoin as e:
-                self._rejoin(str(e))
+                self._rejoin(str(e), e.fencing)
             except KafkaException as e:
-                self._rejoin(f"client error: {e.args[0].str() if e.args else e}")
+                err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
+                self._rejoin(f"client error: {err.str() if err else e}", fencing_kind(err) if err else None)
         self._shutdown()
         return 0
 
@@ -404,6 +432,7 @@ class Instance:
         except (OSError, ValueError):
             return
         self.commits, self.rejoins, self.fenced = old.get("commits", 0), old.get("rejoins", 0), old.get("fenced", 0)
+        self.fenced_by.update(old.get("fenced_by", {}))
         self.last_rejoin_reason = old.get("last_rejoin_reason", "")
 
     def _write_status(self) -> None:
@@ -413,6 +442,7 @@ class Instance:
         tmp = self.cfg.status_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"commits": self.commits, "rejoins": self.rejoins, "fenced": self.fenced,
+                       "fenced_by": self.fenced_by,
                        "last_rejoin_reason": self.last_rejoin_reason}, f)
         os.replace(tmp, self.cfg.status_path)
 

@@ -319,6 +319,9 @@ class RunOne:
                                recovery_s=[r for r in recovery if r is not None] if all(
                                    r is not None for r in recovery) else [None] * len(recovery),
                                keeps_up=follow["keeps_up"])
+        if verdict == "unknown":  # inconclusive is never a pass, whatever the scenario expects
+            inconclusive = [f"{c.name}: {c.detail}" for c in checks if c.verdict == "unknown"]
+            unmet = [f"verdict unknown: inconclusive checks ({'; '.join(inconclusive)})", *unmet]
         run = {
             "scenario": s.name, "engine": self.engine_name, "job": s.job, "guarantee": s.guarantee.value,
             "parallelism": s.parallelism, "partitions": s.partitions, "run_id": self.run_id,
