@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -134,6 +135,42 @@ class ManagedProcess:
         self.send(signal.SIGCONT)
 
 
+class _Spawner:
+    """Starts processes from one long-lived thread.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits,
+    not the process: a child started from a short-lived thread (a fault
+    injector restarting a worker) would be killed when that thread ends. So
+    every attached child is forked by this thread, which lives as long as
+    the harness.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="spawner", daemon=True)
+                self._thread.start()
+        done: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((kwargs, done))
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    def _serve(self) -> None:
+        while True:
+            kwargs, done = self._requests.get()
+            try:
+                done.put((True, subprocess.Popen(**kwargs)))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                done.put((False, e))
+
+
 class Supervisor:
     """Registry of attached processes; stops whatever is left at exit."""
 
@@ -141,6 +178,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._procs: list[ManagedProcess] = []
         self._hooked = False
+        self._spawner = _Spawner()
 
     def start(
         self,
@@ -160,13 +198,13 @@ class Supervisor:
         """
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
+            kwargs = dict(args=list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                          env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
             try:
-                popen = subprocess.Popen(
-                    list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=dict(env) if env is not None else None, cwd=cwd,
-                    start_new_session=True,
-                    preexec_fn=None if detach else _die_with_parent,
-                )
+                if detach:
+                    popen = subprocess.Popen(**kwargs)
+                else:
+                    popen = self._spawner.popen(preexec_fn=_die_with_parent, **kwargs)
             except OSError as e:
                 msg = f"could not start {name}: {argv[0]}: {e.strerror or e}"
                 raise ProcessError(msg) from e

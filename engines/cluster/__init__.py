@@ -1,0 +1,221 @@
+"""Reference engine B — the coordinated-cluster model (Apache Flink), DESIGN §5.
+
+One JobManager process and N TaskManager processes with slots. The deployer
+creates the sink's commit-marker topic, starts the JobManager, then the
+TaskManagers, which register with it; the JobManager deploys the job and
+checkpoints it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.api import DeploySpec, Guarantee
+from harness.errors import ConfigError, ProcessError
+from harness.kafka.client import create_topics
+from harness.proc import SUPERVISOR, ManagedProcess
+
+
+class ClusterConfig(BaseModel):
+    """Options of the cluster engine (Flink names in brackets), recorded in results."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    taskmanagers: int | None = Field(None, ge=1)              # default: the job's parallelism
+    slots_per_taskmanager: int = Field(2, ge=1)              # taskmanager.numberOfTaskSlots
+    checkpoint_interval_ms: int = Field(1000, ge=50)          # execution.checkpointing.interval
+    checkpoint_timeout_ms: int = Field(30_000, ge=1000)       # execution.checkpointing.timeout
+    heartbeat_interval_ms: int = Field(500, ge=50)            # heartbeat.interval
+    heartbeat_timeout_ms: int = Field(5000, ge=500)           # heartbeat.timeout
+    restart_delay_ms: int = Field(1000, ge=0)                 # restart-strategy.fixed-delay.delay
+    transaction_timeout_ms: int = Field(60_000, ge=1000)      # the sink producer's transaction.timeout.ms
+
+
+def parse_config(raw: dict[str, Any]) -> ClusterConfig:
+    try:
+        return ClusterConfig(**raw)
+    except ValidationError as e:
+        problems = "; ".join(f"engine_config.{'.'.join(map(str, err['loc']))}: {err['msg']} "
+                             f"(found {err.get('input')!r})" for err in e.errors())
+        msg = f"cluster engine: {problems}"
+        raise ConfigError(msg) from e
+
+
+class ClusterEngine:
+    """Deploys a job on a JobManager and TaskManagers."""
+
+    name = "cluster"
+    capabilities = frozenset({"Killable", "Pausable", "Terminable"})
+    roles = frozenset({"taskmanager", "jobmanager"})
+
+    @staticmethod
+    def unsupported(kind: str, role: str) -> str | None:
+        """Why a fault cannot be aimed at ``role``, or None when it can."""
+        if role == "jobmanager":
+            return (f"a {kind} of the jobmanager needs JobManager failover (high availability), "
+                    f"which the cluster engine does not have")
+        return None
+
+    def deploy(self, spec: DeploySpec) -> ClusterDeployment:
+        return ClusterDeployment(spec)
+
+
+class ClusterDeployment:
+    """A running cluster job: its JobManager and TaskManager processes."""
+
+    def __init__(self, spec: DeploySpec) -> None:
+        if spec.guarantee is Guarantee.at_most_once:
+            msg = "cluster engine: at_most_once is not supported (it restores from checkpoints or not at all)"
+            raise ConfigError(msg)
+        self.spec = spec
+        self.config = parse_config(spec.config)
+        self.dir = spec.run_dir / "cluster"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.app_id = f"{spec.prefix}app"
+        self.topics = {**spec.topics, "markers": f"{spec.prefix}sink-markers"}
+        create_topics(spec.bootstrap, {self.topics["markers"]: 1}, replication=spec.replication,
+                      config={"cleanup.policy": "compact"})
+        self.checkpoint_dir = self.dir / "checkpoints"
+        self.status_path = self.dir / "jobmanager.status.json"
+        self._procs: dict[str, ManagedProcess] = {}
+        self.restarts = 0
+        self._start_jobmanager()
+        port = self._wait_jm_port()
+        self.jm_port = port
+        for i in range(self.config.taskmanagers or spec.parallelism):
+            self._start_taskmanager(f"taskmanager-{i}")
+
+    # -- processes ----------------------------------------------------------------------------------
+    def _start_jobmanager(self) -> None:
+        cfg = {"job": self.spec.job, "parallelism": self.spec.parallelism, "partitions": self.spec.partitions,
+               "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path),
+               "checkpoint_interval_ms": self.config.checkpoint_interval_ms,
+               "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
+               "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
+               "restart_delay_ms": self.config.restart_delay_ms}
+        path = self.dir / "jobmanager.json"
+        path.write_text(json.dumps(cfg, indent=2))
+        self._procs["jobmanager"] = SUPERVISOR.start(
+            [sys.executable, "-m", "engines.cluster.jobmanager", str(path)],
+            name="jobmanager", role="jobmanager", log_path=self.dir / "jobmanager.log")
+
+    def _wait_jm_port(self, timeout_s: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            st = self._jm_status()
+            if st.get("port"):
+                return int(st["port"])
+            if not self._procs["jobmanager"].alive():
+                msg = f"the jobmanager exited during start; see {self.dir / 'jobmanager.log'}:\n{self._tail('jobmanager')}"
+                raise ProcessError(msg)
+            time.sleep(0.05)
+        msg = f"the jobmanager did not start within {timeout_s:.0f} s; see {self.dir / 'jobmanager.log'}"
+        raise ProcessError(msg)
+
+    def _start_taskmanager(self, name: str) -> None:
+        cfg = {"tm_id": name, "jm_host": "127.0.0.1", "jm_port": self.jm_port,
+               "slots": self.config.slots_per_taskmanager, "job": self.spec.job,
+               "bootstrap": self.spec.bootstrap, "topics": self.topics, "guarantee": self.spec.guarantee.value,
+               "app_id": self.app_id, "checkpoint_dir": str(self.checkpoint_dir),
+               "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
+               "transaction_timeout_ms": self.config.transaction_timeout_ms}
+        path = self.dir / f"{name}.json"
+        path.write_text(json.dumps(cfg, indent=2))
+        self._procs[name] = SUPERVISOR.start(
+            [sys.executable, "-m", "engines.cluster.taskmanager", str(path)],
+            name=name, role="taskmanager", log_path=self.dir / f"{name}.log")
+
+    def _jm_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join((self.dir / f"{name}.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # -- Deployment ------------------------------------------------------------------------------------
+    def processes(self) -> list[ManagedProcess]:
+        return list(self._procs.values())
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            dead = [p.name for p in self._procs.values() if not p.alive()]
+            if dead:
+                msg = f"cluster process(es) {dead} exited during start; see {self.dir}/{dead[0]}.log:\n{self._tail(dead[0])}"
+                raise ProcessError(msg)
+            st = self._jm_status()
+            if st.get("state") == "RUNNING":
+                return
+            time.sleep(0.1)
+        msg = f"the cluster job did not reach RUNNING within {timeout_s:.0f} s (state {self._jm_status().get('state')})"
+        raise ProcessError(msg)
+
+    def stop(self) -> None:
+        procs = list(self._procs.values())
+        for p in procs:
+            p.resume()
+            p.send(15)
+        for p in procs:
+            if not p.wait(20):
+                p.kill()
+            SUPERVISOR.forget(p)
+
+    def status(self) -> dict[str, Any]:
+        st = self._jm_status()
+        ck = st.get("checkpoints", {})
+        durations = sorted(ck.get("durations_ms", []))
+        alignment = sorted(ck.get("alignment_ms", []))
+
+        def pct(values: list[float], q: float) -> float | None:
+            return values[min(len(values) - 1, int(len(values) * q))] if values else None
+
+        return {"engine": "cluster", "application_id": self.app_id, "config": self.config.model_dump(),
+                "taskmanagers": sum(1 for p in self._procs.values() if p.role == "taskmanager"),
+                "restarts": self.restarts, "state": st.get("state"), "attempt": st.get("attempt"),
+                "checkpoints": {"completed": ck.get("completed", 0), "failed": ck.get("failed", 0),
+                                "duration_ms_p50": pct(durations, 0.5), "duration_ms_p99": pct(durations, 0.99),
+                                "alignment_ms_p50": pct(alignment, 0.5), "alignment_ms_p99": pct(alignment, 0.99),
+                                "alignment_ms_max": alignment[-1] if alignment else None,
+                                "restores": ck.get("restores", 0), "restored_from": ck.get("restored_from", []),
+                                "failures": ck.get("failures", [])}}
+
+    # -- capabilities: Killable, Pausable, Terminable ----------------------------------------------------
+    def _proc(self, name: str) -> ManagedProcess:
+        if name not in self._procs:
+            msg = f"no cluster process {name!r}; processes are {sorted(self._procs)}"
+            raise ConfigError(msg)
+        return self._procs[name]
+
+    def kill(self, name: str) -> None:
+        self._proc(name).kill()
+
+    def terminate(self, name: str) -> None:
+        self._proc(name).stop(grace_s=30)
+
+    def restart(self, name: str) -> None:
+        old = self._proc(name)
+        if old.alive():
+            old.stop(grace_s=30)
+        SUPERVISOR.forget(old)
+        self.restarts += 1
+        self._start_taskmanager(name)
+
+    def pause(self, name: str) -> None:
+        self._proc(name).pause()
+
+    def resume(self, name: str) -> None:
+        self._proc(name).resume()
+
+
+ENGINE = ClusterEngine()

@@ -37,7 +37,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from harness.api import Aggregate, Filter, FlatMap, Guarantee, KeyBy, Map, Pipeline, Segment, load_job
+from harness.api import Aggregate, Guarantee, Pipeline, Segment, load_job
+from harness.api.pipeline import STATELESS, apply_stateless
 
 QUIET = {"log_level": 3}
 
@@ -276,14 +277,8 @@ class Instance:
         self.pending[(topic, partition)] = msg.offset() + 1
 
     def _apply(self, op, task: Task, events: list[tuple[str | None, dict]]) -> list[tuple[str | None, dict]]:
-        if isinstance(op, Map):
-            return [(k, op.fn(e)) for k, e in events]
-        if isinstance(op, Filter):
-            return [(k, e) for k, e in events if op.fn(e)]
-        if isinstance(op, FlatMap):
-            return [(k, x) for k, e in events for x in op.fn(e)]
-        if isinstance(op, KeyBy):
-            return [(op.key_of(e), e) for _, e in events]
+        if isinstance(op, STATELESS):
+            return apply_stateless(op, events)
         if isinstance(op, Aggregate):
             store = task.stores.setdefault(op.name, {})
             out = []

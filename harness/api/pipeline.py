@@ -92,6 +92,25 @@ class Sink:
 
 
 Op = Source | Map | Filter | FlatMap | KeyBy | Aggregate | Sink
+Keyed = tuple[str | None, Event]
+STATELESS = (Map, Filter, FlatMap, KeyBy)
+
+
+def apply_stateless(op: Op, items: list[Keyed]) -> list[Keyed]:
+    """Run (key, event) pairs through one stateless operator (map, filter, flat_map, key_by).
+
+    The one interpretation of these operators that every engine and the oracle share.
+    """
+    if isinstance(op, Map):
+        return [(key, op.fn(event)) for key, event in items]
+    if isinstance(op, Filter):
+        return [(key, event) for key, event in items if op.fn(event)]
+    if isinstance(op, FlatMap):
+        return [(key, out) for key, event in items for out in op.fn(event)]
+    if isinstance(op, KeyBy):
+        return [(op.key_of(event), event) for _, event in items]
+    msg = f"{type(op).__name__} is not a stateless operator"
+    raise TypeError(msg)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.api.pipeline import Aggregate, Event, Filter, FlatMap, KeyBy, Map, Op, Pipeline, Sink, Source, State
+from harness.api.pipeline import STATELESS, Aggregate, Event, Keyed, Op, Pipeline, Sink, Source, State, apply_stateless
 from harness.check.observed import Position, parse_event
 from harness.errors import StreamgaugeError
 from harness.kafka.client import Record
-
-Keyed = tuple[str | None, Event]  # (the key the stream is under, the event)
 
 
 class OracleError(StreamgaugeError):
@@ -78,16 +76,10 @@ def _split_at_aggregate(pipeline: Pipeline) -> tuple[list[Op], Aggregate | None,
 
 
 def _apply_op(op: Op, items: list[Keyed]) -> list[Keyed]:
-    if isinstance(op, Map):
-        return [(key, op.fn(event)) for key, event in items]
-    if isinstance(op, Filter):
-        return [(key, event) for key, event in items if op.fn(event)]
-    if isinstance(op, FlatMap):
-        return [(key, out) for key, event in items for out in op.fn(event)]
-    if isinstance(op, KeyBy):
-        return [(op.key_of(event), event) for _, event in items]
-    msg = f"the oracle does not interpret {type(op).__name__} operators yet"
-    raise OracleError(msg)
+    if not isinstance(op, STATELESS):
+        msg = f"the oracle does not interpret {type(op).__name__} operators yet"
+        raise OracleError(msg)
+    return apply_stateless(op, items)
 
 
 def apply_ops(ops: Iterable[Op], key: str | None, event: Event) -> list[Keyed]:

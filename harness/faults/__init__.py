@@ -58,8 +58,12 @@ class FaultEvent:
 
 
 def check_supported(faults: list[Fault], capabilities: frozenset[str], roles: frozenset[str],
-                    engine: str) -> None:
-    """Refuse, before anything starts, faults the engine cannot take."""
+                    engine: str, unsupported: Callable[[str, str], str | None] | None = None) -> None:
+    """Refuse, before anything starts, faults the engine cannot take.
+
+    ``unsupported(kind, role)``, when the engine has it, says why a fault kind
+    cannot be aimed at a role (for instance a JobManager kill without failover).
+    """
     problems = []
     for i, f in enumerate(faults):
         needed = [CAPABILITY_NAMES[c] for c in NEEDS[f.kind]]
@@ -71,6 +75,8 @@ def check_supported(faults: list[Fault], capabilities: frozenset[str], roles: fr
             problems.append(f"faults[{i}]: role {f.role!r} does not exist in the {engine} engine "
                             f"(its roles: {', '.join(sorted(roles))}; 'worker' means "
                             f"{' or '.join(r for r in WORKER_ROLES if r in roles)})")
+        elif unsupported is not None and (why := unsupported(f.kind, f.role)):
+            problems.append(f"faults[{i}]: {why}")
     if problems:
         raise CapabilityError("\n".join(problems))
 

@@ -100,7 +100,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> dict[str, Any]:
     faults = _faults(scenario)
     for name in engines:  # refuse faults an engine cannot take before anything starts
         engine = get_engine(name)
-        check_supported(faults, engine.capabilities, engine.roles, name)
+        check_supported(faults, engine.capabilities, engine.roles, name, getattr(engine, "unsupported", None))
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                "git": _git_rev(), "machine": _machine(), "kafka": None,
@@ -183,6 +183,7 @@ class RunOne:
         try:
             replication = min(3, len(self.kafka.nodes()) or 1)
             create_topics(self.bootstrap, {t: s.partitions for t in self.topics.values()}, replication=replication)
+            self.log(f"topics: {self.prefix}*")
             engine = get_engine(self.engine_name)
             spec = DeploySpec(job=s.job, parallelism=s.parallelism, guarantee=s.guarantee,
                               bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,

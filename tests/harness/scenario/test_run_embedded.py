@@ -37,12 +37,14 @@ def run_cli(bootstrap: str, out: Path, scenario: str, *sets: str, timeout: float
     return proc, results
 
 
-def _no_leftovers(bootstrap: str, out: Path) -> None:
-    """No process of the run is alive and none of its topics remain."""
+def _no_leftovers(bootstrap: str, out: Path, log: str) -> None:
+    """No process of the run is alive and none of its topics (named in its log) remain."""
     alive = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
              if any(str(out) in part for part in (p.info["cmdline"] or []))]
     assert alive == [], f"processes of the run still alive: {alive}"
-    assert [t for t in list_topics(bootstrap, "sg.") if ".embedded." in t and str(out.name) in t] == []
+    prefix = next(line.split()[1].rstrip("*") for line in log.splitlines() if line.startswith("topics: "))
+    assert prefix.startswith("sg.")
+    assert list_topics(bootstrap, prefix) == []
 
 
 @pytest.mark.parametrize("job", ["running_sum", "running_sum_rekeyed"])
@@ -85,22 +87,25 @@ def test_zombie_is_fenced_under_exactly_once(bootstrap, tmp_path):
 
 
 def test_ctrl_c_tears_the_run_down(bootstrap, tmp_path):
+    out = tmp_path / "out"
     args = [*CLI, "run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", "embedded",
-            "--out", str(tmp_path), "--set", "workload.duration=60s", "--set", "workload.rate=500/s"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap})
+            "--out", str(out), "--set", "workload.duration=60s", "--set", "workload.rate=500/s"]
+    log = tmp_path / "run.log"
+    with open(log, "w") as sink:  # a file, not a pipe: a full pipe would block the run
+        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                                env={**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap})
     try:
-        for line in proc.stderr:
-            if line.startswith("load:"):
-                break
+        wait_until(lambda: "load:" in log.read_text() or proc.poll() is not None, 180,
+                   lambda: f"the run never started its load:\n{log.read_text()[-2000:]}")
+        assert proc.poll() is None, log.read_text()[-2000:]
         instances = [p for p in psutil.process_iter(["pid", "cmdline"])
-                     if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))]
+                     if any(str(out) in part for part in (p.info["cmdline"] or []))]
         assert len(instances) >= 4  # three instances and the generator
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(120) == 130
+        assert proc.wait(120) == 130, log.read_text()[-2000:]
         wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in instances),
                    30, "run processes outlived Ctrl-C")
-        _no_leftovers(bootstrap, tmp_path)
+        _no_leftovers(bootstrap, out, log.read_text())
     finally:
         if proc.poll() is None:
             proc.kill()

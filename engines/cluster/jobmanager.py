@@ -1,0 +1,335 @@
+"""The JobManager of the cluster engine (the Flink model).
+
+It builds the execution graph, deploys subtasks into the TaskManagers' slots,
+owns the checkpoint coordinator (trigger, collect acknowledgements, write the
+metadata last and atomically, then notify completion, keep the last few), and
+watches the TaskManagers by heartbeat. When one is lost (or a task fails) it
+cancels every task and redeploys the whole job from the latest completed
+checkpoint: global rollback.
+
+Run as ``python -m engines.cluster.jobmanager CONFIG.json``; it writes its
+port and a status file (state, attempts, checkpoint statistics) for the
+deployer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.api import load_job
+
+from engines.cluster import messages as m
+from engines.cluster.graph import job_graph
+
+RETAINED_CHECKPOINTS = 3
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+@dataclass(frozen=True)
+class JMConfig:
+    job: str
+    parallelism: int
+    partitions: int
+    checkpoint_dir: str
+    status_path: str
+    checkpoint_interval_ms: int = 1000
+    checkpoint_timeout_ms: int = 30_000
+    heartbeat_timeout_ms: int = 5000
+    restart_delay_ms: int = 1000
+
+    @classmethod
+    def load(cls, path: str) -> JMConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+@dataclass
+class TMInfo:
+    tm_id: str
+    incarnation: str
+    slots: int
+    host: str
+    port: int
+    writer: asyncio.StreamWriter
+    last_heartbeat: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class PendingCheckpoint:
+    checkpoint_id: int
+    attempt: int
+    started: float
+    expected: set[tuple[int, int]]
+    acks: dict[tuple[int, int], m.AckCheckpoint] = field(default_factory=dict)
+
+
+class JobManager:
+    def __init__(self, cfg: JMConfig) -> None:
+        self.cfg = cfg
+        self.vertices = job_graph(load_job(cfg.job))
+        self.tms: dict[str, TMInfo] = {}
+        self.state = "CREATED"      # CREATED -> RUNNING <-> RESTARTING
+        self.attempt = 0
+        self.placement: dict[int, str] = {}     # slot (subtask index) -> tm id
+        self.running_acks: set[str] = set()
+        self.next_checkpoint = 1
+        self.pending: PendingCheckpoint | None = None
+        self.completed: list[int] = []
+        self.stats: dict[str, Any] = {"completed": 0, "failed": 0, "durations_ms": [], "alignment_ms": [],
+                                      "state_bytes": [], "restores": 0, "restored_from": [], "failures": []}
+        self.port = 0
+        self.failover_lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+
+    # -- status for the deployer --------------------------------------------------------------------
+    def write_status(self) -> None:
+        status = {"state": self.state, "attempt": self.attempt, "port": self.port,
+                  "taskmanagers": {t.tm_id: {"slots": t.slots, "port": t.port} for t in self.tms.values()},
+                  "placement": self.placement, "checkpoints": self.stats,
+                  "latest_checkpoint": self.completed[-1] if self.completed else None}
+        tmp = self.cfg.status_path + ".tmp"
+        Path(tmp).write_text(json.dumps(status))
+        os.replace(tmp, self.cfg.status_path)
+
+    # -- TaskManager connections -------------------------------------------------------------------------
+    async def on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tm: TMInfo | None = None
+        try:
+            hello = await m.recv(reader)
+            if not isinstance(hello, m.Register):
+                writer.close()
+                return
+            if hello.tm_id in self.tms:
+                await self.lose(hello.tm_id, "registered again (a new process or a zombie)")
+            tm = TMInfo(hello.tm_id, hello.incarnation, hello.slots, hello.data_host, hello.data_port, writer)
+            self.tms[tm.tm_id] = tm
+            log(f"taskmanager {tm.tm_id} registered ({tm.slots} slots)")
+            self.wake.set()
+            while True:
+                msg = await m.recv(reader)
+                if self.tms.get(tm.tm_id) is not tm:
+                    await m.send(writer, m.Disconnect("this TaskManager was declared lost"))
+                    break
+                await self.on_message(tm, msg)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            if self.state != "STOPPED" and tm is not None and self.tms.get(tm.tm_id) is tm:
+                await self.lose(tm.tm_id, "connection closed")
+
+    async def on_message(self, tm: TMInfo, msg: Any) -> None:
+        if isinstance(msg, m.Heartbeat):
+            tm.last_heartbeat = time.monotonic()
+        elif isinstance(msg, m.TasksRunning):
+            if msg.attempt == self.attempt:
+                self.running_acks.add(msg.tm_id)
+                if self.running_acks >= set(self.placement.values()) and self.state == "DEPLOYING":
+                    self.state = "RUNNING"
+                    log(f"attempt {self.attempt} running")
+                    self.write_status()
+        elif isinstance(msg, m.AckCheckpoint):
+            await self.on_ack(msg)
+        elif isinstance(msg, m.TaskFailed):
+            if msg.attempt == self.attempt:
+                asyncio.create_task(self.failover(f"task {msg.vertex}-{msg.subtask} failed: {msg.error}"))
+
+    async def lose(self, tm_id: str, why: str) -> None:
+        tm = self.tms.pop(tm_id, None)
+        if tm is None:
+            return
+        log(f"taskmanager {tm_id} lost: {why}")
+        try:
+            tm.writer.close()
+        except Exception:  # noqa: BLE001
+            pass
+        if tm_id in self.placement.values() and self.state in ("RUNNING", "DEPLOYING"):
+            asyncio.create_task(self.failover(f"taskmanager {tm_id} lost ({why})"))
+
+    async def heartbeat_monitor(self) -> None:
+        timeout = self.cfg.heartbeat_timeout_ms / 1000
+        while True:
+            await asyncio.sleep(min(0.25, timeout / 4))
+            now = time.monotonic()
+            for tm in list(self.tms.values()):
+                if now - tm.last_heartbeat > timeout:
+                    await self.lose(tm.tm_id, f"no heartbeat for {now - tm.last_heartbeat:.1f} s")
+
+    async def broadcast(self, msg: m.Msg, tm_ids: set[str] | None = None) -> None:
+        for tm in list(self.tms.values()):
+            if tm_ids is None or tm.tm_id in tm_ids:
+                try:
+                    await m.send(tm.writer, msg)
+                except (ConnectionError, OSError):
+                    pass
+
+    # -- scheduling --------------------------------------------------------------------------------------
+    def free_slots(self) -> int:
+        return sum(t.slots for t in self.tms.values())
+
+    def place(self) -> dict[int, str]:
+        """Spread the job's slots over the TaskManagers (slot sharing: subtask i of every vertex in slot i)."""
+        order = sorted(self.tms.values(), key=lambda t: t.tm_id)
+        used = {t.tm_id: 0 for t in order}
+        placement: dict[int, str] = {}
+        for s in range(self.cfg.parallelism):
+            candidates = [t for t in order if used[t.tm_id] < t.slots]
+            tm = min(candidates, key=lambda t: used[t.tm_id])
+            used[tm.tm_id] += 1
+            placement[s] = tm.tm_id
+        return placement
+
+    def latest_checkpoint(self) -> tuple[int | None, dict[str, str]]:
+        root = Path(self.cfg.checkpoint_dir)
+        done = sorted((int(p.name[4:]) for p in root.glob("chk-*") if (p / "_metadata").exists()), reverse=True)
+        if not done:
+            return None, {}
+        meta = json.loads((root / f"chk-{done[0]}" / "_metadata").read_text())
+        return done[0], meta["handles"]
+
+    async def deploy(self) -> None:
+        p = self.cfg.parallelism
+        while self.free_slots() < p:
+            self.wake.clear()
+            log(f"waiting for slots: {self.free_slots()} of {p}")
+            try:
+                await asyncio.wait_for(self.wake.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        self.placement = self.place()
+        checkpoint_id, handles = self.latest_checkpoint()
+        if checkpoint_id is not None:
+            self.stats["restored_from"].append(checkpoint_id)
+        self.running_acks = set()
+        self.state = "DEPLOYING"
+        per_tm: dict[str, list[m.TaskDeployment]] = {}
+        for v in self.vertices:
+            for s in range(p):
+                nxt = v.index + 1
+                outputs = [] if v.has_sink else [
+                    m.Channel(nxt, j, self.tms[self.placement[j]].host, self.tms[self.placement[j]].port)
+                    for j in range(p)]
+                td = m.TaskDeployment(
+                    vertex=v.index, subtask=s, parallelism=p, n_inputs=0 if v.is_source else p, outputs=outputs,
+                    partitions=[q for q in range(self.cfg.partitions) if q % p == s] if v.is_source else [],
+                    state_path=handles.get(f"v{v.index}-{s}"))
+                per_tm.setdefault(self.placement[s], []).append(td)
+        log(f"deploying attempt {self.attempt} from checkpoint {checkpoint_id}: {self.placement}")
+        for tm_id, tasks in per_tm.items():
+            await self.broadcast(m.Deploy(self.attempt, checkpoint_id, tasks), {tm_id})
+        self.write_status()
+
+    async def failover(self, why: str) -> None:
+        """Global rollback: cancel every task, wait, redeploy all from the latest completed checkpoint."""
+        async with self.failover_lock:
+            if self.state == "RESTARTING":
+                return
+            log(f"failover: {why}")
+            self.stats["failures"].append({"at": time.time(), "why": why})
+            self.state = "RESTARTING"
+            self.pending = None
+            old = self.attempt
+            self.attempt += 1
+            self.stats["restores"] += 1
+            self.write_status()
+            await self.broadcast(m.Cancel(old))
+            await asyncio.sleep(self.cfg.restart_delay_ms / 1000)
+            await self.deploy()
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    async def checkpoint_loop(self) -> None:
+        interval = self.cfg.checkpoint_interval_ms / 1000
+        timeout = self.cfg.checkpoint_timeout_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.pending is not None and time.monotonic() - self.pending.started > timeout:
+                log(f"checkpoint {self.pending.checkpoint_id} expired after {timeout:.0f} s")
+                self.stats["failed"] += 1
+                self.pending = None
+            if self.state != "RUNNING" or self.pending is not None:
+                continue
+            n = self.next_checkpoint
+            self.next_checkpoint += 1
+            expected = {(v.index, s) for v in self.vertices for s in range(self.cfg.parallelism)}
+            self.pending = PendingCheckpoint(n, self.attempt, time.monotonic(), expected)
+            await self.broadcast(m.TriggerCheckpoint(self.attempt, n), set(self.placement.values()))
+
+    async def on_ack(self, ack: m.AckCheckpoint) -> None:
+        pc = self.pending
+        if pc is None or ack.checkpoint_id != pc.checkpoint_id or ack.attempt != pc.attempt:
+            return
+        pc.acks[(ack.vertex, ack.subtask)] = ack
+        if set(pc.acks) < pc.expected:
+            return
+        root = Path(self.cfg.checkpoint_dir) / f"chk-{pc.checkpoint_id}"
+        meta = {"checkpoint_id": pc.checkpoint_id, "attempt": pc.attempt, "time": time.time(),
+                "handles": {f"v{v}-{s}": a.state_path for (v, s), a in pc.acks.items()}}
+        tmp = root / "_metadata.tmp"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, root / "_metadata")  # complete once its metadata is durably in place
+        self.pending = None
+        self.completed.append(pc.checkpoint_id)
+        self.stats["completed"] += 1
+        self.stats["durations_ms"].append(round((time.monotonic() - pc.started) * 1000, 1))
+        self.stats["alignment_ms"].append(round(max(a.alignment_ms for a in pc.acks.values()), 1))
+        self.stats["state_bytes"].append(sum(a.state_bytes for a in pc.acks.values()))
+        await self.broadcast(m.NotifyComplete(pc.attempt, pc.checkpoint_id), set(self.placement.values()))
+        self.discard_old()
+
+    def discard_old(self) -> None:
+        keep = set(self.completed[-RETAINED_CHECKPOINTS:])
+        root = Path(self.cfg.checkpoint_dir)
+        for p in root.glob("chk-*"):
+            try:
+                n = int(p.name[4:])
+            except ValueError:
+                continue
+            if n not in keep and n < (self.completed[-1] if self.completed else 0):
+                shutil.rmtree(p, ignore_errors=True)
+
+    # -- main ----------------------------------------------------------------------------------------------
+    async def status_loop(self) -> None:
+        while True:
+            self.write_status()
+            await asyncio.sleep(0.5)
+
+    async def main(self) -> None:
+        Path(self.cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        server = await asyncio.start_server(self.on_connection, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self.write_status()
+        log(f"jobmanager on port {self.port}; job {self.cfg.job}, parallelism {self.cfg.parallelism}")
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        background = [asyncio.create_task(c) for c in (self.heartbeat_monitor(), self.checkpoint_loop(),
+                                                       self.status_loop())]
+        await self.deploy()
+        await stop.wait()
+        log("stopping: cancelling the job")
+        self.state = "STOPPED"
+        await self.broadcast(m.Cancel(self.attempt))
+        for t in background:
+            t.cancel()
+        self.write_status()
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    asyncio.run(JobManager(JMConfig.load(args[0])).main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,541 @@
+"""A TaskManager of the cluster engine (the Flink model): slots that run subtasks.
+
+One asyncio loop runs every subtask deployed on this TaskManager. Subtasks
+talk to the JobManager over the control connection and to each other over
+the data plane: one TCP connection per channel (upstream subtask -> downstream
+subtask), with credit-based flow control, so a slow consumer stops its
+producers and backpressure reaches the Kafka sources.
+
+Run as ``python -m engines.cluster.taskmanager CONFIG.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from harness.api import Aggregate, Guarantee, KeyBy, load_job
+from harness.api.pipeline import STATELESS, Keyed, apply_stateless
+
+from engines.cluster import messages as m
+from engines.cluster.aligner import BarrierAligner
+from engines.cluster.graph import Vertex, job_graph
+from engines.cluster.keygroups import key_group, subtask_for_key
+from engines.cluster.sink import SinkState, WriteAheadSink
+
+INITIAL_CREDITS = 4      # buffers a receiver grants each channel up front
+BUFFER_RECORDS = 256     # records per network buffer
+FLUSH_INTERVAL_S = 0.01  # a partly filled buffer goes out after this long
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+@dataclass(frozen=True)
+class TMConfig:
+    tm_id: str
+    jm_host: str
+    jm_port: int
+    slots: int
+    job: str
+    bootstrap: str
+    topics: dict[str, str]         # input, output, markers
+    guarantee: Guarantee
+    app_id: str
+    checkpoint_dir: str
+    heartbeat_interval_ms: int = 500
+    transaction_timeout_ms: int = 60_000
+
+    @classmethod
+    def load(cls, path: str) -> TMConfig:
+        raw = json.loads(Path(path).read_text())
+        raw["guarantee"] = Guarantee(raw["guarantee"])
+        return cls(**raw)
+
+
+class Cancelled(Exception):
+    """The subtask's attempt was cancelled."""
+
+
+# -- data plane: sending side ------------------------------------------------------------------
+class OutputChannel:
+    """One channel to a downstream subtask; sends a buffer only when the receiver granted credit."""
+
+    def __init__(self, target: m.Channel, attempt: int, sender: int) -> None:
+        self.target, self.attempt, self.sender = target, attempt, sender
+        self.credits = 0
+        self.credit_event = asyncio.Event()
+        self.writer: asyncio.StreamWriter | None = None
+        self.closed = False
+        self.waited_s = 0.0          # time spent without credit: backpressure
+        self._reader_task: asyncio.Task | None = None
+
+    async def open(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                reader, self.writer = await asyncio.open_connection(self.target.host, self.target.port)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        await m.send(self.writer, m.OpenChannel(self.attempt, self.target.vertex, self.target.subtask, self.sender))
+        self._reader_task = asyncio.create_task(self._read_credits(reader))
+
+    async def _read_credits(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                msg = await m.recv(reader)
+                if isinstance(msg, m.Credit):
+                    self.credits += msg.buffers
+                    self.credit_event.set()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            self.closed = True
+            self.credit_event.set()
+
+    async def send_buffer(self, records: list) -> None:
+        if self.credits <= 0:
+            started = time.monotonic()
+            while self.credits <= 0:
+                if self.closed:
+                    raise ConnectionError(f"channel to {self.target.vertex}-{self.target.subtask} closed")
+                self.credit_event.clear()
+                await self.credit_event.wait()
+            self.waited_s += time.monotonic() - started
+        self.credits -= 1
+        assert self.writer is not None
+        await m.send(self.writer, m.Buffer(records))
+
+    async def send_barrier(self, checkpoint_id: int) -> None:
+        assert self.writer is not None
+        await m.send(self.writer, m.Barrier(checkpoint_id))  # events need no credit
+
+    def close(self) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class RecordWriter:
+    """Hash-partitions records by key group over the channels to the next vertex."""
+
+    def __init__(self, channels: list[OutputChannel], key_by: KeyBy) -> None:
+        self.channels, self.key_by = channels, key_by
+        self.pending: list[list] = [[] for _ in channels]
+        self.last_flush = time.monotonic()
+
+    async def emit(self, event: dict) -> None:
+        key = self.key_by.key_of(event)
+        j = subtask_for_key(key, len(self.channels))
+        self.pending[j].append([key, event])
+        if len(self.pending[j]) >= BUFFER_RECORDS:
+            await self._flush_one(j)
+
+    async def _flush_one(self, j: int) -> None:
+        records, self.pending[j] = self.pending[j], []
+        await self.channels[j].send_buffer(records)
+
+    async def flush(self) -> None:
+        for j, records in enumerate(self.pending):
+            if records:
+                await self._flush_one(j)
+        self.last_flush = time.monotonic()
+
+    async def maybe_flush(self) -> None:
+        if time.monotonic() - self.last_flush >= FLUSH_INTERVAL_S:
+            await self.flush()
+
+    async def broadcast_barrier(self, checkpoint_id: int) -> None:
+        await self.flush()
+        for ch in self.channels:
+            await ch.send_barrier(checkpoint_id)
+
+    @property
+    def backpressure_s(self) -> float:
+        return sum(ch.waited_s for ch in self.channels)
+
+
+# -- data plane: receiving side ------------------------------------------------------------------
+class InputGate:
+    """The input channels of one subtask: a queue each, credits returned as buffers are consumed."""
+
+    def __init__(self, n: int) -> None:
+        self.queues: list[deque] = [deque() for _ in range(n)]
+        self.writers: list[asyncio.StreamWriter | None] = [None] * n
+        self.event = asyncio.Event()
+        self._next = 0
+        self.failed: str | None = None
+
+    async def attach(self, sender: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers[sender] = writer
+        await m.send(writer, m.Credit(INITIAL_CREDITS))
+        try:
+            while True:
+                msg = await m.recv(reader)
+                self.queues[sender].append(msg)
+                self.event.set()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            self.failed = f"input channel {sender} closed"
+            self.event.set()
+
+    async def next(self, aligner: BarrierAligner) -> tuple[int, Any]:
+        n = len(self.queues)
+        while True:
+            for i in range(n):
+                ch = (self._next + i) % n
+                if self.queues[ch] and aligner.readable(ch):
+                    self._next = (ch + 1) % n
+                    return ch, self.queues[ch].popleft()
+            if self.failed:
+                raise ConnectionError(self.failed)
+            self.event.clear()
+            await self.event.wait()
+
+    async def consumed(self, ch: int) -> None:
+        writer = self.writers[ch]
+        if writer is not None:
+            await m.send(writer, m.Credit(1))
+
+
+# -- subtasks --------------------------------------------------------------------------------------
+class Subtask:
+    """One parallel instance of a vertex, with its chained operators, keyed state and sink."""
+
+    def __init__(self, tm: TaskManager, attempt: int, td: m.TaskDeployment, vertex: Vertex,
+                 last_vertex: int) -> None:
+        self.tm, self.attempt, self.td, self.vertex = tm, attempt, td, vertex
+        self.cfg = tm.cfg
+        self.name = f"v{vertex.index}-{td.subtask}"
+        self.state: dict[str, Any] = {}
+        self.offsets: dict[int, int] = {}
+        self.sink: WriteAheadSink | None = None
+        self.writer: RecordWriter | None = None
+        self.gate = InputGate(td.n_inputs) if td.n_inputs else None
+        self.aligner = BarrierAligner(td.n_inputs) if td.n_inputs else None
+        self.triggers: asyncio.Queue[int] = asyncio.Queue()
+        self.consumer: Consumer | None = None
+        self.aggregates = [op for op in vertex.ops if isinstance(op, Aggregate)]
+        self.is_last = vertex.index == last_vertex
+
+    # -- setup and teardown --
+    def _restore(self) -> SinkState | None:
+        if self.td.state_path is None:
+            return None
+        snap = msgspec.msgpack.decode(Path(self.td.state_path).read_bytes())
+        self.offsets = {int(p): o for p, o in snap.get("offsets", {}).items()}
+        for _group, keys in snap.get("keyed", {}).items():
+            self.state.update(keys)
+        sink = snap.get("sink")
+        return msgspec.msgpack.decode(sink, type=SinkState) if sink else None
+
+    async def setup(self) -> None:
+        restored_sink = self._restore()
+        if self.vertex.has_sink:
+            self.sink = WriteAheadSink(
+                bootstrap=self.cfg.bootstrap, topic=self.cfg.topics["output"],
+                marker_topic=self.cfg.topics["markers"], app_id=self.cfg.app_id, sink_name="sink",
+                subtask=self.td.subtask, guarantee=self.cfg.guarantee,
+                transaction_timeout_ms=self.cfg.transaction_timeout_ms)
+            recommitted = await asyncio.get_running_loop().run_in_executor(None, self.sink.open, restored_sink)
+            if recommitted:
+                log(f"{self.name}: re-committed {recommitted} records of completed checkpoints on restore")
+        else:
+            channels = [OutputChannel(c, self.attempt, self.td.subtask) for c in self.td.outputs]
+            await asyncio.gather(*(c.open() for c in channels))
+            assert self.vertex.out_key is not None
+            self.writer = RecordWriter(channels, self.vertex.out_key)
+        if self.vertex.is_source:
+            self.consumer = Consumer({
+                "bootstrap.servers": self.cfg.bootstrap, "group.id": f"{self.cfg.app_id}-source",
+                "enable.auto.commit": False, "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 20, "log_level": 3})
+            self.consumer.assign([TopicPartition(self.cfg.topics["input"], p, self.offsets.get(p, OFFSET_BEGINNING))
+                                  for p in self.td.partitions])
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+        if self.writer is not None:
+            for ch in self.writer.channels:
+                ch.close()
+
+    # -- processing --
+    def _apply(self, key: str | None, event: dict) -> list[Keyed]:
+        items: list[Keyed] = [(key, event)]
+        for op in self.vertex.ops:
+            if isinstance(op, STATELESS):
+                items = apply_stateless(op, items)
+            elif isinstance(op, Aggregate):
+                out = []
+                for k, e in items:
+                    state = op.step(self.state.get(k) or op.init(), e)
+                    self.state[k] = state
+                    out.append((k, op.emit(k, state, e)))
+                items = out
+        return items
+
+    async def _emit(self, items: list[Keyed], timestamp: int | None) -> None:
+        for key, event in items:
+            if self.writer is not None:
+                await self.writer.emit(event)
+            else:
+                assert self.sink is not None
+                self.sink.write(key, orjson.dumps(event), timestamp)
+
+    async def run(self) -> None:
+        if self.vertex.is_source:
+            await self._run_source()
+        else:
+            await self._run_inputs()
+
+    async def _run_source(self) -> None:
+        assert self.consumer is not None
+        loop_count = 0
+        while True:
+            while not self.triggers.empty():
+                await self._checkpoint(self.triggers.get_nowait(), 0.0)
+            msgs = self.consumer.consume(num_messages=BUFFER_RECORDS, timeout=0)
+            if not msgs:
+                if self.writer is not None:
+                    await self.writer.flush()
+                try:
+                    n = await asyncio.wait_for(self.triggers.get(), timeout=0.005)
+                    await self._checkpoint(n, 0.0)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            for msg in msgs:
+                if msg.error() is not None:
+                    continue
+                key = msg.key().decode() if msg.key() is not None else None
+                await self._emit(self._apply(key, orjson.loads(msg.value())), msg.timestamp()[1])
+                self.offsets[msg.partition()] = msg.offset() + 1
+            if self.writer is not None:
+                await self.writer.maybe_flush()
+            loop_count += 1
+            if loop_count % 8 == 0:
+                await asyncio.sleep(0)
+
+    async def _run_inputs(self) -> None:
+        assert self.gate is not None and self.aligner is not None
+        while True:
+            ch, item = await self.gate.next(self.aligner)
+            if isinstance(item, m.Buffer):
+                for key, event in item.records:
+                    await self._emit(self._apply(key, event), event.get("et") if isinstance(event, dict) else None)
+                await self.gate.consumed(ch)
+                if self.writer is not None:
+                    await self.writer.maybe_flush()
+            elif isinstance(item, m.Barrier):
+                aligned = self.aligner.on_barrier(ch, item.checkpoint_id)
+                if aligned is not None:
+                    await self._checkpoint(aligned.checkpoint_id, aligned.alignment_s)
+
+    # -- checkpoints --
+    async def _checkpoint(self, checkpoint_id: int, alignment_s: float) -> None:
+        snap: dict[str, Any] = {"offsets": {str(p): o for p, o in self.offsets.items()}}
+        if self.aggregates:
+            groups: dict[str, dict[str, Any]] = {}
+            for k, v in self.state.items():
+                groups.setdefault(str(key_group(k)), {})[k] = v
+            snap["keyed"] = groups
+        if self.sink is not None:
+            snap["sink"] = msgspec.msgpack.encode(self.sink.snapshot(checkpoint_id))
+        data = msgspec.msgpack.encode(snap)  # the synchronous part: a copy of the state
+        if self.writer is not None:
+            await self.writer.broadcast_barrier(checkpoint_id)
+        path = Path(self.cfg.checkpoint_dir) / f"chk-{checkpoint_id}" / f"{self.name}.state"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        await self.tm.to_jm(m.AckCheckpoint(self.attempt, checkpoint_id, self.vertex.index, self.td.subtask,
+                                            str(path), alignment_s * 1000, len(data)))
+
+    def notify_complete(self, checkpoint_id: int) -> None:
+        if self.sink is not None:
+            self.sink.notify_complete(checkpoint_id)
+
+
+# -- the TaskManager -------------------------------------------------------------------------------
+class TaskManager:
+    def __init__(self, cfg: TMConfig) -> None:
+        self.cfg = cfg
+        self.vertices = job_graph(load_job(cfg.job))
+        self.incarnation = uuid.uuid4().hex[:8]
+        self.attempt = -1
+        self.subtasks: list[Subtask] = []
+        self.tasks: list[asyncio.Task] = []
+        self.gates: dict[tuple[int, int, int], asyncio.Future] = {}
+        self.jm_writer: asyncio.StreamWriter | None = None
+        self.data_port = 0
+        self.stopping = asyncio.Event()
+
+    async def to_jm(self, msg: m.Msg) -> None:
+        if self.jm_writer is not None:
+            try:
+                await m.send(self.jm_writer, msg)
+            except (ConnectionError, OSError):
+                pass
+
+    # -- data server --
+    def _gate_future(self, attempt: int, vertex: int, subtask: int) -> asyncio.Future:
+        key = (attempt, vertex, subtask)
+        if key not in self.gates:
+            self.gates[key] = asyncio.get_running_loop().create_future()
+        return self.gates[key]
+
+    async def _on_data_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            hello = await m.recv(reader)
+            if not isinstance(hello, m.OpenChannel) or hello.attempt < self.attempt:
+                writer.close()
+                return
+            gate = await asyncio.wait_for(self._gate_future(hello.attempt, hello.vertex, hello.subtask), 30)
+            await gate.attach(hello.sender, reader, writer)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
+            writer.close()
+
+    # -- deployment --
+    async def _deploy(self, msg: m.Deploy) -> None:
+        await self._cancel_all()
+        self.attempt = msg.attempt
+        last = self.vertices[-1].index
+        self.subtasks = [Subtask(self, msg.attempt, td, self.vertices[td.vertex], last) for td in msg.tasks]
+        for st in self.subtasks:
+            if st.gate is not None:
+                fut = self._gate_future(msg.attempt, st.vertex.index, st.td.subtask)
+                if not fut.done():
+                    fut.set_result(st.gate)
+        try:
+            await asyncio.gather(*(st.setup() for st in self.subtasks))
+        except Exception as e:  # noqa: BLE001 - reported to the JM, which restarts the job
+            log(f"deploy of attempt {msg.attempt} failed: {e}")
+            await self.to_jm(m.TaskFailed(msg.attempt, -1, -1, f"setup failed: {e}"))
+            return
+        self.tasks = [asyncio.create_task(self._run(st)) for st in self.subtasks]
+        log(f"attempt {msg.attempt}: running {[st.name for st in self.subtasks]} "
+            f"(restored from checkpoint {msg.checkpoint_id})")
+        await self.to_jm(m.TasksRunning(self.cfg.tm_id, msg.attempt))
+
+    async def _run(self, st: Subtask) -> None:
+        try:
+            await st.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log(f"{st.name} failed: {e}\n{traceback.format_exc()}")
+            await self.to_jm(m.TaskFailed(st.attempt, st.vertex.index, st.td.subtask, str(e)))
+
+    async def _cancel_all(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        for st in self.subtasks:
+            try:
+                st.close()
+            except Exception as e:  # noqa: BLE001
+                log(f"closing {st.name}: {e}")
+        self.tasks, self.subtasks = [], []
+        self.gates = {k: f for k, f in self.gates.items() if k[0] > self.attempt}
+
+    # -- control plane --
+    async def _handle(self, msg: Any) -> None:
+        if isinstance(msg, m.Deploy):
+            await self._deploy(msg)
+        elif isinstance(msg, m.Cancel):
+            await self._cancel_all()
+            await self.to_jm(m.Cancelled(self.cfg.tm_id, msg.attempt))
+        elif isinstance(msg, m.TriggerCheckpoint):
+            if msg.attempt == self.attempt:
+                for st in self.subtasks:
+                    if st.vertex.is_source:
+                        st.triggers.put_nowait(msg.checkpoint_id)
+        elif isinstance(msg, m.NotifyComplete):
+            if msg.attempt == self.attempt:
+                for st in self.subtasks:
+                    try:
+                        st.notify_complete(msg.checkpoint_id)
+                    except Exception as e:  # noqa: BLE001 - e.g. fenced: the JM restarts the job
+                        log(f"{st.name}: commit of checkpoint {msg.checkpoint_id} failed: {e}")
+                        await self.to_jm(m.TaskFailed(msg.attempt, st.vertex.index, st.td.subtask, str(e)))
+        elif isinstance(msg, m.Disconnect):
+            raise ConnectionResetError(f"the JobManager disconnected us: {msg.reason}")
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.to_jm(m.Heartbeat(self.cfg.tm_id, self.incarnation))
+            await asyncio.sleep(self.cfg.heartbeat_interval_ms / 1000)
+
+    async def _session(self) -> None:
+        """One registration with the JobManager, until the connection breaks."""
+        reader, self.jm_writer = await asyncio.open_connection(self.cfg.jm_host, self.cfg.jm_port)
+        await m.send(self.jm_writer, m.Register(self.cfg.tm_id, self.incarnation, self.cfg.slots,
+                                               "127.0.0.1", self.data_port))
+        log(f"registered with the JobManager at {self.cfg.jm_host}:{self.cfg.jm_port}")
+        hb = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                await self._handle(await m.recv(reader))
+        finally:
+            hb.cancel()
+            self.jm_writer.close()
+            self.jm_writer = None
+
+    async def main(self) -> None:
+        server = await asyncio.start_server(self._on_data_connection, "127.0.0.1", 0)
+        self.data_port = server.sockets[0].getsockname()[1]
+        log(f"taskmanager {self.cfg.tm_id} ({self.cfg.slots} slots), data port {self.data_port}")
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        while not self.stopping.is_set():
+            session = asyncio.create_task(self._session())
+            stop = asyncio.create_task(self.stopping.wait())
+            done, _ = await asyncio.wait({session, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if session in done:
+                err = session.exception()
+                log(f"lost the JobManager ({err!r}): cancelling all tasks")
+                await self._cancel_all()
+                self.incarnation = uuid.uuid4().hex[:8]
+                await asyncio.sleep(0.2)
+            else:
+                session.cancel()
+        await self._cancel_all()
+        server.close()
+        log("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    asyncio.run(TaskManager(TMConfig.load(args[0])).main())
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
