@@ -98,7 +98,8 @@ class ClusterDeployment:
                "checkpoint_interval_ms": self.config.checkpoint_interval_ms,
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
                "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
-               "restart_delay_ms": self.config.restart_delay_ms}
+               "restart_delay_ms": self.config.restart_delay_ms,
+               "taskmanagers": self.config.taskmanagers or self.spec.parallelism}
         path = self.dir / "jobmanager.json"
         path.write_text(json.dumps(cfg, indent=2))
         self._procs["jobmanager"] = SUPERVISOR.start(
@@ -124,7 +125,8 @@ class ClusterDeployment:
                "bootstrap": self.spec.bootstrap, "topics": self.topics, "guarantee": self.spec.guarantee.value,
                "app_id": self.app_id, "checkpoint_dir": str(self.checkpoint_dir),
                "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
-               "transaction_timeout_ms": self.config.transaction_timeout_ms}
+               "transaction_timeout_ms": self.config.transaction_timeout_ms,
+               "status_path": str(self.dir / f"{name}.status.json")}
         path = self.dir / f"{name}.json"
         path.write_text(json.dumps(cfg, indent=2))
         self._procs[name] = SUPERVISOR.start(
@@ -180,7 +182,16 @@ class ClusterDeployment:
         def pct(values: list[float], q: float) -> float | None:
             return values[min(len(values) - 1, int(len(values) * q))] if values else None
 
+        counters = {}
+        for name in sorted(n for n, p in self._procs.items() if p.role == "taskmanager"):
+            try:
+                counters[name] = json.loads((self.dir / f"{name}.status.json").read_text())
+            except (OSError, ValueError):
+                counters[name] = {}
         return {"engine": "cluster", "application_id": self.app_id, "config": self.config.model_dump(),
+                "fenced": sum(c.get("fenced_commits", 0) for c in counters.values()),
+                "disconnected": sum(c.get("disconnected", 0) for c in counters.values()),
+                "taskmanager_counters": counters,
                 "taskmanagers": sum(1 for p in self._procs.values() if p.role == "taskmanager"),
                 "restarts": self.restarts, "state": st.get("state"), "attempt": st.get("attempt"),
                 "checkpoints": {"completed": ck.get("completed", 0), "failed": ck.get("failed", 0),

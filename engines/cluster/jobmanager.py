@@ -48,6 +48,8 @@ class JMConfig:
     checkpoint_timeout_ms: int = 30_000
     heartbeat_timeout_ms: int = 5000
     restart_delay_ms: int = 1000
+    taskmanagers: int = 1                 # the first deployment waits for this many to register
+    initial_wait_ms: int = 30_000
 
     @classmethod
     def load(cls, path: str) -> JMConfig:
@@ -200,6 +202,14 @@ class JobManager:
 
     async def deploy(self) -> None:
         p = self.cfg.parallelism
+        if self.attempt == 0:  # spread the first deployment over every TaskManager started with the job
+            deadline = time.monotonic() + self.cfg.initial_wait_ms / 1000
+            while len(self.tms) < self.cfg.taskmanagers and time.monotonic() < deadline:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
         while self.free_slots() < p:
             self.wake.clear()
             log(f"waiting for slots: {self.free_slots()} of {p}")

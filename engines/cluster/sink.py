@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -35,6 +35,7 @@ from harness.kafka.client import admin, stable_and_end_offsets
 
 StagedRecord = tuple[str | None, bytes, int | None]
 """One output record as staged: (key, value, timestamp in ms or None for "now")."""
+KeyValue = tuple[bytes | None, bytes | None]
 
 FENCING_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 PRODUCER_CONFIG = {"acks": "all", "enable.idempotence": True, "linger.ms": 5,
@@ -117,7 +118,7 @@ def read_markers(bootstrap: str, marker_topic: str, timeout_s: float = 120.0) ->
     return latest
 
 
-def _read_committed(bootstrap: str, topic: str, timeout_s: float) -> list[tuple[bytes | None, bytes | None]]:
+def _read_committed(bootstrap: str, topic: str, timeout_s: float) -> list[KeyValue]:
     """(key, value) of every record of ``topic`` up to its last stable offset.
 
     Like :func:`harness.kafka.client.read_all`, tuned for latency: a restore
@@ -139,25 +140,25 @@ def _read_committed(bootstrap: str, topic: str, timeout_s: float) -> list[tuple[
         consumer.close()
 
 
-def _poll_to_end(consumer: Consumer, topic: str, partitions: int, timeout_s: float) -> list[tuple[bytes | None, bytes | None]]:
-    out: list[tuple[bytes | None, bytes | None]] = []
+def _poll_to_end(consumer: Consumer, topic: str, partitions: int, timeout_s: float) -> list[KeyValue]:
+    out: list[KeyValue] = []
     at_end: set[int] = set()
     deadline = time.monotonic() + timeout_s
     while len(at_end) < partitions:
         if time.monotonic() >= deadline:
             msg = f"reading {topic} (read_committed) did not reach its end within {timeout_s:.0f} s"
             raise SinkError(msg)
-        msg = consumer.poll(0.05)
-        if msg is None:
+        rec = consumer.poll(0.05)
+        if rec is None:
             continue
-        err = msg.error()
+        err = rec.error()
         if err is not None and err.code() == KafkaError._PARTITION_EOF:
-            at_end.add(msg.partition())
+            at_end.add(rec.partition())
         elif err is not None:
             raise KafkaException(err)
         else:
-            at_end.discard(msg.partition())
-            out.append((msg.key(), msg.value()))
+            at_end.discard(rec.partition())
+            out.append((rec.key(), rec.value()))
     return out
 
 
@@ -215,14 +216,16 @@ class WriteAheadSink:
         self._producer = Producer(self._config())
         if not self._eos:
             return 0
+        epochs = restored.epochs if restored is not None else []
         with self._commit_lock:
+            # Fence first: after this no older incarnation can commit, so the markers read next are final.
             self._transactional("init_transactions", lambda p: p.init_transactions(self._timeout_s))
             committed = read_markers(self.bootstrap, self.marker_topic, self._timeout_s * 2).get(self.marker_key)
-            todo = _uncommitted(restored.epochs if restored else [], committed)
+            todo = _uncommitted(epochs, committed)
             written = self._commit(todo, todo[-1].id) if todo else 0
             with self._lock:
                 self._last_committed = todo[-1].id if todo else committed
-                self._last_closed = _max_id(restored.epochs if restored else [], self._last_committed)
+                self._last_closed = _max_id(self._last_committed, *(ep.id for ep in epochs))
         return written
 
     def close(self) -> None:
@@ -304,7 +307,7 @@ class WriteAheadSink:
 
     def _check_grows(self, checkpoint_id: int) -> None:
         # An epoch id at or below a committed marker would be taken as committed on restore: lost data.
-        floor = _max_id([], self._last_closed, self._last_committed)
+        floor = _max_id(self._last_closed, self._last_committed)
         if floor is not None and checkpoint_id <= floor:
             msg = (f"sink {self.transactional_id}: checkpoint id {checkpoint_id} does not exceed {floor}; "
                    f"epoch ids must only grow")
@@ -327,7 +330,7 @@ class WriteAheadSink:
         self._transactional("commit", run)
         return sum(len(ep.records) for ep in epochs)
 
-    def _transactional(self, what: str, call) -> None:
+    def _transactional(self, what: str, call: Callable[[Producer], object]) -> None:
         try:
             call(self._live())
         except KafkaException as e:
@@ -373,8 +376,8 @@ def _uncommitted(epochs: Iterable[Epoch], committed: int | None) -> list[Epoch]:
     return sorted((ep for ep in epochs if committed is None or ep.id > committed), key=lambda ep: ep.id)
 
 
-def _max_id(epochs: Iterable[Epoch], *ids: int | None) -> int | None:
-    known = [ep.id for ep in epochs] + [i for i in ids if i is not None]
+def _max_id(*ids: int | None) -> int | None:
+    known = [i for i in ids if i is not None]
     return max(known) if known else None
 
 

@@ -35,7 +35,7 @@ from engines.cluster import messages as m
 from engines.cluster.aligner import BarrierAligner
 from engines.cluster.graph import Vertex, job_graph
 from engines.cluster.keygroups import key_group, subtask_for_key
-from engines.cluster.sink import SinkState, WriteAheadSink
+from engines.cluster.sink import SinkFencedError, SinkState, WriteAheadSink
 
 INITIAL_CREDITS = 4      # buffers a receiver grants each channel up front
 BUFFER_RECORDS = 256     # records per network buffer
@@ -60,6 +60,7 @@ class TMConfig:
     checkpoint_dir: str
     heartbeat_interval_ms: int = 500
     transaction_timeout_ms: int = 60_000
+    status_path: str = ""
 
     @classmethod
     def load(cls, path: str) -> TMConfig:
@@ -391,6 +392,22 @@ class TaskManager:
         self.jm_writer: asyncio.StreamWriter | None = None
         self.data_port = 0
         self.stopping = asyncio.Event()
+        self.counters = {"deployments": 0, "disconnected": 0, "fenced_commits": 0, "failed_commits": 0}
+        self._load_counters()
+
+    def _load_counters(self) -> None:
+        """A restarted TaskManager carries on its predecessor's counters."""
+        try:
+            self.counters.update(json.loads(Path(self.cfg.status_path).read_text()))
+        except (OSError, ValueError):
+            pass
+
+    def _count(self, name: str) -> None:
+        self.counters[name] += 1
+        if self.cfg.status_path:
+            tmp = self.cfg.status_path + ".tmp"
+            Path(tmp).write_text(json.dumps(self.counters))
+            os.replace(tmp, self.cfg.status_path)
 
     async def to_jm(self, msg: m.Msg) -> None:
         if self.jm_writer is not None:
@@ -435,6 +452,7 @@ class TaskManager:
             await self.to_jm(m.TaskFailed(msg.attempt, -1, -1, f"setup failed: {e}"))
             return
         self.tasks = [asyncio.create_task(self._run(st)) for st in self.subtasks]
+        self._count("deployments")
         log(f"attempt {msg.attempt}: running {[st.name for st in self.subtasks]} "
             f"(restored from checkpoint {msg.checkpoint_id})")
         await self.to_jm(m.TasksRunning(self.cfg.tm_id, msg.attempt))
@@ -483,6 +501,7 @@ class TaskManager:
                         st.notify_complete(msg.checkpoint_id)
                     except Exception as e:  # noqa: BLE001 - e.g. fenced: the JM restarts the job
                         log(f"{st.name}: commit of checkpoint {msg.checkpoint_id} failed: {e}")
+                        self._count("fenced_commits" if isinstance(e, SinkFencedError) else "failed_commits")
                         await self.to_jm(m.TaskFailed(msg.attempt, st.vertex.index, st.td.subtask, str(e)))
         elif isinstance(msg, m.Disconnect):
             raise ConnectionResetError(f"the JobManager disconnected us: {msg.reason}")
@@ -520,6 +539,7 @@ class TaskManager:
             if session in done:
                 err = session.exception()
                 log(f"lost the JobManager ({err!r}): cancelling all tasks")
+                self._count("disconnected")
                 await self._cancel_all()
                 self.incarnation = uuid.uuid4().hex[:8]
                 await asyncio.sleep(0.2)

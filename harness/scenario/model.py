@@ -541,7 +541,7 @@ class Scenario(_Model):
     parallelism: PositiveInt
     partitions: PositiveInt
     kafka: KafkaSpec = KafkaSpec()
-    engine_config: dict[str, EngineConfigValue] = Field(default_factory=dict)
+    engine_config: dict[EngineName, dict[str, EngineConfigValue]] = Field(default_factory=dict)
     workload: Workload
     faults: list[Fault] = Field(default_factory=list)
     drain: DrainSpec = DrainSpec()
@@ -555,6 +555,10 @@ class Scenario(_Model):
                     "expected": _fault_at_expected(self.workload.duration),
                     "found": json.dumps(format_seconds(fault.at)), "path": f"faults[{i}].at"})
         return self
+
+    def config_for(self, engine: str) -> dict[str, bool | int | float | str]:
+        """The engine options for ``engine`` (``engine_config`` is keyed by engine name)."""
+        return dict(self.engine_config.get(engine, {}))
 
     def engine_list(self, override: str | None = None) -> list[str]:
         """The engines to run: ``[override]`` when given (any known engine), else the scenario's list."""

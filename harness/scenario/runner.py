@@ -188,7 +188,7 @@ class RunOne:
             spec = DeploySpec(job=s.job, parallelism=s.parallelism, guarantee=s.guarantee,
                               bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,
                               partitions=s.partitions, run_dir=self.run_dir, replication=replication,
-                              config=dict(s.engine_config))
+                              config=s.config_for(self.engine_name))
             self.deployment = engine.deploy(spec)
             self.deployment.wait_ready(READY_TIMEOUT_S)
             self.log("engine ready")
@@ -282,7 +282,7 @@ class RunOne:
             inputs=inputs, committed=committed, uncommitted=uncommitted, probe=list(self.probe.positions),
             offsets=stable_and_end_offsets(self.bootstrap, checked_topics),
             offsets_later=lambda: stable_and_end_offsets(self.bootstrap, checked_topics),
-            txn_timeout_s=float(s.engine_config.get("transaction_timeout_ms", 10_000)) / 1000, drained=drained)
+            txn_timeout_s=float(s.config_for(self.engine_name).get("transaction_timeout_ms", 60_000)) / 1000, drained=drained)
         self.log("checking...")
         checks = run_checks(self.pipeline, observed)
         verdict = overall(checks)

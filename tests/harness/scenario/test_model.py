@@ -78,7 +78,7 @@ def test_kill_instance_alos_expects_duplicates():
     alos = load_scenario(SCENARIOS / "kill-instance-alos.yaml")
     assert eos.guarantee is Guarantee.exactly_once and eos.expect.correct is True and eos.expect.keeps_up is True
     assert alos.guarantee is Guarantee.at_least_once and alos.expect.correct is False
-    assert alos.engine_config == {"commit_interval_ms": 30000}
+    assert alos.config_for("embedded") == {"commit_interval_ms": 30000}
     assert str(alos.expect.anomalies["duplicate"]) == "> 0"
     assert [(f.at, f.kind, f.kill.restart_after) for f in alos.faults] == [(20.0, "kill", 5.0), (40.0, "kill", 5.0)]
 
@@ -87,7 +87,7 @@ def test_zombie_pauses_one_worker_past_the_session_timeout():
     scenario = load_scenario(SCENARIOS / "zombie-eos.yaml")
     (fault,) = scenario.faults
     assert fault.kind == "pause" and fault.action.pick == 1 and fault.pause.for_ == 20.0
-    assert fault.pause.for_ * 1000 > scenario.engine_config["session_timeout_ms"]
+    assert fault.pause.for_ * 1000 > scenario.config_for("embedded")["session_timeout_ms"]
     assert scenario.workload.rate == 2000.0
 
 
@@ -111,7 +111,7 @@ def test_models_are_frozen(scenario_file):
 
 
 def test_engine_list_and_to_dict(scenario_file):
-    scenario = load_scenario(scenario_file(GOOD + "engine_config: {commit_interval_ms: 100}\n"
+    scenario = load_scenario(scenario_file(GOOD + "engine_config: {embedded: {commit_interval_ms: 100}}\n"
                                           "expect: {p99_latency: '< 5s', anomalies: {lost: '== 0'}}\n"))
     assert scenario.engine_list() == ["embedded"]
     assert scenario.engine_list("cluster") == ["cluster"]
@@ -252,7 +252,7 @@ def test_wrong_types_and_values_name_the_path(scenario_file):
         parallelism: three
         partitions: 0
         kafka: {nodes: 2}
-        engine_config: {commit_interval_ms: [1]}
+        engine_config: {embedded: {commit_interval_ms: [1]}}
         workload: {rate: 5/s, duration: 10s, key_skew: zipf(0), seed: true}
         faults:
           - {at: 1s, kill: {pick: -1}}
@@ -262,7 +262,7 @@ def test_wrong_types_and_values_name_the_path(scenario_file):
         """), engines_known=KNOWN)
     paths = [line.split(": ")[1] for line in lines]
     assert paths == [
-        "engines[1]", "guarantee", "parallelism", "partitions", "kafka.nodes", "engine_config.commit_interval_ms",
+        "engines[1]", "guarantee", "parallelism", "partitions", "kafka.nodes", "engine_config.embedded.commit_interval_ms",
         "workload.key_skew", "workload.seed", "faults[0].kill.pick", "faults[1]", "faults[2]",
         "expect.correct", "expect.p99_latency", "expect.anomalies.dupes",
     ]
@@ -321,13 +321,14 @@ def test_overrides_apply_before_validation(scenario_file):
     path = scenario_file(GOOD)
     scenario = load_scenario(path, ["workload.duration=30s", "job=scenarios.jobs:running_sum_rekeyed",
                                     "faults=[]", "kafka.nodes=3", "expect.anomalies.lost='== 0'",
-                                    "engine_config={commit_interval_ms: 100}"])
+                                    "engine_config.embedded={commit_interval_ms: 100}"])
     assert scenario.workload.duration == 30.0
     assert scenario.job == "scenarios.jobs:running_sum_rekeyed"
     assert scenario.faults == []
     assert scenario.kafka.nodes == 3
     assert str(scenario.expect.anomalies["lost"]) == "== 0"
-    assert scenario.engine_config == {"commit_interval_ms": 100}
+    assert scenario.config_for("embedded") == {"commit_interval_ms": 100}
+    assert scenario.config_for("cluster") == {}
 
 
 def test_override_into_a_list_element(scenario_file):
