@@ -145,7 +145,8 @@ class JobManager:
             await self.on_ack(msg)
         elif isinstance(msg, m.TaskFailed):
             if msg.attempt == self.attempt:
-                asyncio.create_task(self.failover(f"task {msg.vertex}-{msg.subtask} failed: {msg.error}"))
+                asyncio.create_task(self.failover(f"task {msg.vertex}-{msg.subtask} failed: {msg.error}",
+                                                  msg.attempt))
 
     async def lose(self, tm_id: str, why: str) -> None:
         tm = self.tms.pop(tm_id, None)
@@ -157,7 +158,7 @@ class JobManager:
         except Exception:  # noqa: BLE001
             pass
         if tm_id in self.placement.values() and self.state in ("RUNNING", "DEPLOYING"):
-            asyncio.create_task(self.failover(f"taskmanager {tm_id} lost ({why})"))
+            asyncio.create_task(self.failover(f"taskmanager {tm_id} lost ({why})", self.attempt))
 
     async def heartbeat_monitor(self) -> None:
         timeout = self.cfg.heartbeat_timeout_ms / 1000
@@ -240,10 +241,14 @@ class JobManager:
             await self.broadcast(m.Deploy(self.attempt, checkpoint_id, tasks), {tm_id})
         self.write_status()
 
-    async def failover(self, why: str) -> None:
-        """Global rollback: cancel every task, wait, redeploy all from the latest completed checkpoint."""
+    async def failover(self, why: str, attempt: int) -> None:
+        """Global rollback: cancel every task, wait, redeploy all from the latest completed checkpoint.
+
+        ``attempt`` is the attempt the failure hit; failures of an attempt
+        already being replaced (its tasks fail in a cascade) are not new.
+        """
         async with self.failover_lock:
-            if self.state == "RESTARTING":
+            if attempt != self.attempt or self.state == "RESTARTING":
                 return
             log(f"failover: {why}")
             self.stats["failures"].append({"at": time.time(), "why": why})

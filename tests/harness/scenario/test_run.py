@@ -1,7 +1,7 @@
-"""`streamgauge run` end to end on the embedded engine against a real broker.
+"""`streamgauge run` end to end against a real broker, each conformance test on every engine.
 
 Shorter than the shipped scenarios (the CI machine has two cores), with the
-same shape: three instances, six partitions, two kills; at_least_once as the
+same shape: three workers, six partitions, two kills; at_least_once as the
 negative control; a paused zombie that must be fenced.
 """
 
@@ -27,8 +27,16 @@ ROOT = Path(__file__).resolve().parents[3]
 TWO_KILLS = "faults=[{at: 6s, kill: {pick: random, restart_after: 3s}}, {at: 15s, kill: {pick: random, restart_after: 3s}}]"
 
 
-def run_cli(bootstrap: str, out: Path, scenario: str, *sets: str, timeout: float = 420):
-    args = [*CLI, "run", str(ROOT / "scenarios" / scenario), "--engine", "embedded", "--out", str(out)]
+ENGINES = ["embedded", "cluster"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+def run_cli(bootstrap: str, out: Path, scenario: str, *sets: str, engine: str = "embedded", timeout: float = 420):
+    args = [*CLI, "run", str(ROOT / "scenarios" / scenario), "--engine", engine, "--out", str(out)]
     for s in sets:
         args += ["--set", s]
     env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap}
@@ -48,10 +56,10 @@ def _no_leftovers(bootstrap: str, out: Path, log: str) -> None:
 
 
 @pytest.mark.parametrize("job", ["running_sum", "running_sum_rekeyed"])
-def test_kill_instance_eos_is_exactly_once(bootstrap, tmp_path, job):
+def test_kill_instance_eos_is_exactly_once(bootstrap, tmp_path, job, engine):
     proc, results = run_cli(bootstrap, tmp_path, "kill-instance-eos.yaml",
                             f"job=scenarios.jobs:{job}", "workload.rate=1500/s", "workload.duration=24s",
-                            TWO_KILLS, "expect={correct: true}")
+                            TWO_KILLS, "expect={correct: true}", engine=engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = results["runs"][0]
     assert run["verdict"] == "pass" and run["valid"]
@@ -61,11 +69,16 @@ def test_kill_instance_eos_is_exactly_once(bootstrap, tmp_path, job):
     assert all(f.get("healed_at_s") for f in run["faults"])
     assert run["engine_status"]["restarts"] == 2
     assert "pass" in proc.stdout and "results:" in proc.stdout
+    if engine == "cluster":
+        ck = run["engine_status"]["checkpoints"]
+        assert ck["completed"] > 0 and ck["restores"] >= 2
+        assert ck["duration_ms_p50"] is not None and ck["duration_ms_p99"] is not None
+        assert ck["alignment_ms_p50"] is not None
 
 
-def test_at_least_once_under_kills_shows_duplicates(bootstrap, tmp_path):
+def test_at_least_once_under_kills_shows_duplicates(bootstrap, tmp_path, engine):
     proc, results = run_cli(bootstrap, tmp_path, "kill-instance-alos.yaml",
-                            "workload.rate=1500/s", "workload.duration=24s", TWO_KILLS)
+                            "workload.rate=1500/s", "workload.duration=24s", TWO_KILLS, engine=engine)
     run = results["runs"][0]
     assert run["verdict"] == "fail"
     assert run["anomalies"]["duplicate"] > 0
@@ -74,16 +87,21 @@ def test_at_least_once_under_kills_shows_duplicates(bootstrap, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the scenario expects exactly this failure
 
 
-def test_zombie_is_fenced_under_exactly_once(bootstrap, tmp_path):
+def test_zombie_is_fenced_under_exactly_once(bootstrap, tmp_path, engine):
     proc, results = run_cli(bootstrap, tmp_path, "zombie-eos.yaml", "workload.duration=36s",
-                            "faults=[{at: 6s, pause: {pick: 1, for: 18s}}]")
+                            "faults=[{at: 6s, pause: {pick: 1, for: 18s}}]", engine=engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = results["runs"][0]
     assert run["verdict"] == "pass"
     assert run["anomalies"]["duplicate"] == 0 and run["anomalies"]["lost"] == 0
-    assert run["engine_status"]["fenced"] >= 1, run["engine_status"]
     paused = run["faults"][0]["target"]
-    assert run["engine_status"]["instance_counters"][paused]["fenced"] >= 1
+    status = run["engine_status"]
+    if engine == "embedded":  # generation fencing: its commit is refused and it rejoins
+        assert status["fenced"] >= 1, status
+        assert status["instance_counters"][paused]["fenced"] >= 1
+    else:  # the JobManager declares it lost by heartbeat; its tasks are redeployed elsewhere
+        assert any("no heartbeat" in f["why"] and paused in f["why"] for f in status["checkpoints"]["failures"])
+        assert status["taskmanager_counters"][paused]["disconnected"] >= 1
 
 
 def test_ctrl_c_tears_the_run_down(bootstrap, tmp_path):
@@ -109,6 +127,17 @@ def test_ctrl_c_tears_the_run_down(bootstrap, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_jobmanager_kill_is_refused_before_anything_starts(tmp_path):
+    proc = subprocess.run([*CLI, "run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", "cluster",
+                           "--out", str(tmp_path / "out"), "--set", "faults=[{at: 5s, kill: {role: jobmanager}}]"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "STREAMGAUGE_BOOTSTRAP"})
+    assert proc.returncode == 2
+    assert "faults[0]" in proc.stderr and "JobManager failover" in proc.stderr
+    assert "starting" not in proc.stderr  # no Kafka was provisioned, nothing was deployed
+    assert not (tmp_path / "out").exists()
 
 
 def test_malformed_scenario_is_refused_with_one_line_per_problem(bootstrap, tmp_path):
