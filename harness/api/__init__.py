@@ -24,12 +24,19 @@ from harness.api.pipeline import (
     Sink,
     Source,
     State,
+    Sliding,
+    Tumbling,
+    WindowAggregate,
+    id_checksum,
+    late_record,
     load_job,
     per_record,
+    per_window,
 )
 
 __all__ = [
     "Aggregate", "BoundedOutOfOrder", "DeploySpec", "Deployment", "Engine", "Event", "EventTime", "Filter",
     "FlatMap", "Guarantee", "KeyBy", "Killable", "Lagging", "Map", "Pausable", "Pipeline", "Segment", "Sink",
-    "Source", "State", "Terminable", "load_job", "per_record",
+    "Sliding", "Source", "State", "Terminable", "Tumbling", "WindowAggregate", "id_checksum", "late_record",
+    "load_job", "per_record", "per_window",
 ]

@@ -87,11 +87,78 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class Tumbling:
+    """Fixed, non-overlapping windows of ``size_ms``: each timestamp is in exactly one."""
+
+    size_ms: int
+
+    def windows_of(self, ts: int) -> list[tuple[int, int]]:
+        start = ts - ts % self.size_ms
+        return [(start, start + self.size_ms)]
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """Windows of ``size_ms`` starting every ``slide_ms``: each timestamp is in size/slide of them."""
+
+    size_ms: int
+    slide_ms: int
+
+    def windows_of(self, ts: int) -> list[tuple[int, int]]:
+        last = ts - ts % self.slide_ms
+        return [(start, start + self.size_ms)
+                for start in range(last, ts - self.size_ms, -self.slide_ms)][::-1]
+
+
+WindowAssigner = Tumbling | Sliding
+
+
+def per_window(key: str, start: int, end: int, state: State) -> Event:
+    """Emit one output per window when it closes: its key, bounds and final state."""
+    return {"k": key, "ws": start, "we": end, **state}
+
+
+@dataclass(frozen=True)
+class WindowAggregate:
+    """Keyed, windowed aggregate with emit-final.
+
+    Each event is added (``step``) to every window of its key it belongs to;
+    a window is emitted once (``emit(key, start, end, state)``) when it
+    closes: when the engine's notion of time (stream-time, or the watermark)
+    reaches ``end + grace_ms``. An event for a window already closed is late:
+    it goes to the late side output instead.
+    """
+
+    assigner: WindowAssigner
+    grace_ms: int
+    init: Callable[[], State]
+    step: Callable[[State, Event], State]
+    emit: Callable[[str, int, int, State], Event] = per_window
+    name: str = "win"
+
+    def windows_of(self, ts: int) -> list[tuple[int, int]]:
+        return self.assigner.windows_of(ts)
+
+
+def late_record(event: Event, key: str | None, start: int, end: int, why: str) -> Event:
+    """The late side output's record for one (event, window) pair (DESIGN §3)."""
+    return {"id": event.get("id"), "k": key, "et": event.get("et"), "ws": start, "we": end, "why": why}
+
+
+def id_checksum(event_id: int) -> int:
+    """An id's contribution to a window's order-independent checksum ``h`` (53 bits, JSON-safe)."""
+    return ((int(event_id) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 11
+
+
+CHECKSUM_MOD = 1 << 53
+
+
+@dataclass(frozen=True)
 class Sink:
     topic: str
 
 
-Op = Source | Map | Filter | FlatMap | KeyBy | Aggregate | Sink
+Op = Source | Map | Filter | FlatMap | KeyBy | Aggregate | WindowAggregate | Sink
 Keyed = tuple[str | None, Event]
 STATELESS = (Map, Filter, FlatMap, KeyBy)
 
@@ -139,6 +206,8 @@ class Pipeline:
 
     name: str
     ops: list[Op] = field(default_factory=list)
+    late_topic: str | None = None          # logical topic of the late-data side output
+    _window: tuple[WindowAssigner, int] | None = None
 
     def _add(self, op: Op) -> Pipeline:
         self.ops.append(op)
@@ -161,9 +230,23 @@ class Pipeline:
         current = self._current_key_field()
         return self._add(KeyBy(key, repartition=not (isinstance(key, str) and key == current)))
 
+    def window(self, assigner: WindowAssigner, grace_ms: int = 0) -> Pipeline:
+        """Window the keyed stream; the next ``aggregate`` is per window, emitted once when it closes."""
+        self._window = (assigner, grace_ms)
+        return self
+
     def aggregate(self, init: Callable[[], State], step: Callable[[State, Event], State],
-                  emit: Callable[[str, State, Event], Event] = per_record, name: str = "agg") -> Pipeline:
-        return self._add(Aggregate(init, step, emit, name))
+                  emit: Callable | None = None, name: str | None = None) -> Pipeline:
+        if self._window is not None:
+            assigner, grace = self._window
+            self._window = None
+            return self._add(WindowAggregate(assigner, grace, init, step, emit or per_window, name or "win"))
+        return self._add(Aggregate(init, step, emit or per_record, name or "agg"))
+
+    def late(self, topic: str = "late") -> Pipeline:
+        """Send late records (for windows already closed) to ``topic`` instead of dropping them silently."""
+        self.late_topic = topic
+        return self
 
     def sink(self, topic: str = "output") -> Pipeline:
         return self._add(Sink(topic))
@@ -203,8 +286,12 @@ class Pipeline:
                 keyed = True
             elif isinstance(op, (Map, FlatMap)):
                 pass
-            elif isinstance(op, Aggregate) and not keyed:
+            elif isinstance(op, (Aggregate, WindowAggregate)) and not keyed:
                 problems.append("aggregate() needs a key_by() before it")
+            if isinstance(op, WindowAggregate):
+                problems += _window_problems(op)
+        if self._window is not None:
+            problems.append("window() must be followed by aggregate()")
         if problems:
             msg = f"pipeline {self.name!r}: " + "; ".join(problems)
             raise ConfigError(msg)
@@ -229,6 +316,16 @@ class Pipeline:
     @property
     def rekeyed(self) -> bool:
         return len(self.segments()) > 1
+
+
+def _window_problems(op: WindowAggregate) -> list[str]:
+    a = op.assigner
+    problems = []
+    if a.size_ms <= 0 or op.grace_ms < 0:
+        problems.append(f"window size must be > 0 and grace >= 0 (found size {a.size_ms} ms, grace {op.grace_ms} ms)")
+    if isinstance(a, Sliding) and (a.slide_ms <= 0 or a.size_ms % a.slide_ms):
+        problems.append(f"a sliding window's size must be a multiple of its slide (found {a.size_ms}/{a.slide_ms} ms)")
+    return problems
 
 
 def load_job(ref: str) -> Pipeline:

@@ -164,11 +164,13 @@ class RunOne:
         self.log = opts.log
         self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
         self.prefix = f"sg.{self.run_id}.{engine}."
+        self.pipeline = load_job(scenario.job)
         self.topics = {"input": f"{self.prefix}input", "output": f"{self.prefix}output"}
+        if self.pipeline.late_topic:
+            self.topics["late"] = f"{self.prefix}{self.pipeline.late_topic}"
         self.run_dir = opts.out_dir / f"{engine}"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap = kafka.bootstrap_servers()
-        self.pipeline = load_job(scenario.job)
         self.deployment = None
         self.probe: Probe | None = None
         self.generator: ManagedProcess | None = None
