@@ -74,3 +74,15 @@ def sliding_sum() -> Pipeline:
             .aggregate(init=_window_zero, step=_window_add, name="win")
             .sink("output")
             .late("late"))
+
+
+def windowed_count_rekeyed() -> Pipeline:
+    """windowed_count per derived group key: the events cross a repartition (embedded) or shuffle (cluster)
+    before the window, so one task's notion of time mixes every input partition."""
+    return (Pipeline("windowed-count-rekeyed")
+            .source("input", timestamps=EventTime("et"), watermark=BoundedOutOfOrder(ms=2000))
+            .key_by(group_of)
+            .window(Tumbling(size_ms=5000), grace_ms=2000)
+            .aggregate(init=_window_zero, step=_window_add, name="win")
+            .sink("output")
+            .late("late"))

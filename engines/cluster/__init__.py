@@ -4,6 +4,11 @@ One JobManager process and N TaskManager processes with slots. The deployer
 creates the sink's commit-marker topic, starts the JobManager, then the
 TaskManagers, which register with it; the JobManager deploys the job and
 checkpoints it.
+
+Event time (DESIGN §5.6): sources generate per-partition watermarks and send
+them in-band; window operators fire on the watermark and write late records
+to the pipeline's late side output, the deploy spec's
+``topics[pipeline.late_topic]`` (else ``topics["late"]``).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.api import DeploySpec, Guarantee
+from harness.api import DeploySpec, Guarantee, load_job
 from harness.errors import ConfigError, ProcessError
 from harness.kafka.client import create_topics
 from harness.proc import SUPERVISOR, ManagedProcess
+
+from engines.cluster.graph import event_time_problems
 
 
 class ClusterConfig(BaseModel):
@@ -35,6 +42,8 @@ class ClusterConfig(BaseModel):
     heartbeat_timeout_ms: int = Field(5000, ge=500)           # heartbeat.timeout
     restart_delay_ms: int = Field(1000, ge=0)                 # restart-strategy.fixed-delay.delay
     transaction_timeout_ms: int = Field(60_000, ge=1000)      # the sink producer's transaction.timeout.ms
+    idle_timeout_ms: int | None = Field(5000, ge=1)           # WatermarkStrategy.withIdleness; None: never idle
+    watermark_interval_ms: int = Field(200, ge=1)             # pipeline.auto-watermark-interval
 
 
 def parse_config(raw: dict[str, Any]) -> ClusterConfig:
@@ -45,6 +54,14 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
                              f"(found {err.get('input')!r})" for err in e.errors())
         msg = f"cluster engine: {problems}"
         raise ConfigError(msg) from e
+
+
+def check_event_time(spec: DeploySpec) -> None:
+    """Raise ConfigError, before any process starts, when the job's windows cannot run as deployed."""
+    problems = event_time_problems(load_job(spec.job), spec.topics)
+    if problems:
+        msg = f"cluster engine: job {spec.job}: " + "; ".join(problems)
+        raise ConfigError(msg)
 
 
 class ClusterEngine:
@@ -75,6 +92,7 @@ class ClusterDeployment:
             raise ConfigError(msg)
         self.spec = spec
         self.config = parse_config(spec.config)
+        check_event_time(spec)
         self.dir = spec.run_dir / "cluster"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.app_id = f"{spec.prefix}app"
@@ -126,6 +144,8 @@ class ClusterDeployment:
                "app_id": self.app_id, "checkpoint_dir": str(self.checkpoint_dir),
                "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
                "transaction_timeout_ms": self.config.transaction_timeout_ms,
+               "idle_timeout_ms": self.config.idle_timeout_ms,
+               "watermark_interval_ms": self.config.watermark_interval_ms,
                "status_path": str(self.dir / f"{name}.status.json")}
         path = self.dir / f"{name}.json"
         path.write_text(json.dumps(cfg, indent=2))
@@ -191,6 +211,7 @@ class ClusterDeployment:
         return {"engine": "cluster", "application_id": self.app_id, "config": self.config.model_dump(),
                 "fenced": sum(c.get("fenced_commits", 0) for c in counters.values()),
                 "disconnected": sum(c.get("disconnected", 0) for c in counters.values()),
+                "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "taskmanager_counters": counters,
                 "taskmanagers": sum(1 for p in self._procs.values() if p.role == "taskmanager"),
                 "restarts": self.restarts, "state": st.get("state"), "attempt": st.get("attempt"),

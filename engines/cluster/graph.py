@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.api import Aggregate, KeyBy, Pipeline, Sink, Source
+from harness.api import Aggregate, EventTime, KeyBy, Pipeline, Sink, Source, WindowAggregate
 from harness.api.pipeline import Op
 
 
@@ -25,7 +25,12 @@ class Vertex:
 
     @property
     def stateful(self) -> bool:
-        return any(isinstance(o, Aggregate) for o in self.ops)
+        return any(isinstance(o, (Aggregate, WindowAggregate)) for o in self.ops)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether a window operator runs in this vertex."""
+        return any(isinstance(o, WindowAggregate) for o in self.ops)
 
     @property
     def has_sink(self) -> bool:
@@ -47,3 +52,37 @@ def job_graph(pipeline: Pipeline) -> list[Vertex]:
             ops.append(op)
     vertices.append(Vertex(len(vertices), tuple(ops), None, is_source=not vertices))
     return vertices
+
+
+def time_field(pipeline: Pipeline) -> str:
+    """The event field that holds a record's event time (``source(timestamps=EventTime(field))``, default ``et``)."""
+    return (pipeline.source_op.timestamps or EventTime()).field
+
+
+def late_topic_of(pipeline: Pipeline, topics: dict[str, str]) -> str | None:
+    """The real topic of the pipeline's late side output, or None when it declares none (or none is given).
+
+    Looked up under the pipeline's logical name (``Pipeline.late(topic)``),
+    else under ``late``.
+    """
+    if pipeline.late_topic is None:
+        return None
+    return topics.get(pipeline.late_topic) or topics.get("late")
+
+
+def event_time_problems(pipeline: Pipeline, topics: dict[str, str]) -> list[str]:
+    """Why the cluster engine cannot run ``pipeline``'s event-time windows with ``topics`` (empty: it can)."""
+    windowed = [v for v in job_graph(pipeline) if v.windowed]
+    if not windowed:
+        return []
+    problems = []
+    if pipeline.source_op.watermark is None:
+        problems.append("a window needs watermarks: declare them on the source, "
+                        "e.g. source('input', timestamps=EventTime('et'), watermark=BoundedOutOfOrder(ms=2000))")
+    if pipeline.late_topic is not None and late_topic_of(pipeline, topics) is None:
+        problems.append(f"the late side output {pipeline.late_topic!r} has no topic: "
+                        f"add it to the deploy spec's topics (found {sorted(topics)})")
+    if pipeline.late_topic is not None and any(not v.has_sink for v in windowed):
+        problems.append("a window whose results are re-keyed again cannot have a late side output here: "
+                        "late records are written by the sink, so window in the last key_by stage")
+    return problems

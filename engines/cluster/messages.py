@@ -127,8 +127,29 @@ class Barrier(Msg):
     checkpoint_id: int
 
 
+class Watermark(Msg):
+    """In-band event: no record with event time <= ``timestamp`` (ms) is expected any more on this channel.
+
+    Like a barrier it needs no credit, and it waits behind the records sent
+    before it (also while alignment blocks the channel).
+    """
+
+    timestamp: int
+
+
+class WatermarkStatus(Msg):
+    """In-band event: the sending subtask became idle (``idle``) or active again.
+
+    An idle channel does not hold back the receiver's watermark; a subtask
+    announces it is active again before it sends its next record.
+    """
+
+    idle: bool
+
+
 AnyMsg = Union[Register, Registered, Heartbeat, Disconnect, Deploy, Cancel, Cancelled, TasksRunning,
-               TriggerCheckpoint, AckCheckpoint, NotifyComplete, TaskFailed, OpenChannel, Credit, Buffer, Barrier]
+               TriggerCheckpoint, AckCheckpoint, NotifyComplete, TaskFailed, OpenChannel, Credit, Buffer, Barrier,
+               Watermark, WatermarkStatus]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMsg)

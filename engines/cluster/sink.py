@@ -15,6 +15,10 @@ notify) is out of reach. This is Flink's write-ahead sink instead:
   its latest marker ``m`` and re-commits the restored epochs with id ``> m``;
   the others are in Kafka already.
 
+A sink subtask may write to more than its main topic (a window operator's late
+side output): each staged record carries its topic, so every topic's records
+of an epoch commit in the same transaction as the epoch's marker.
+
 The transactional id is per subtask (``{app_id}-{sink_name}-{subtask}``), so
 a newer incarnation of a subtask fences the older one wherever it runs.
 """
@@ -33,8 +37,8 @@ from harness.api import Guarantee
 from harness.errors import StreamgaugeError
 from harness.kafka.client import admin, stable_and_end_offsets
 
-StagedRecord = tuple[str | None, bytes, int | None]
-"""One output record as staged: (key, value, timestamp in ms or None for "now")."""
+StagedRecord = tuple[str | None, bytes, int | None, str]
+"""One output record as staged: (key, value, timestamp in ms or None for "now", topic)."""
 KeyValue = tuple[bytes | None, bytes | None]
 
 FENCING_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
@@ -163,7 +167,7 @@ def _poll_to_end(consumer: Consumer, topic: str, partitions: int, timeout_s: flo
 
 
 class WriteAheadSink:
-    """One sink subtask writing to a Kafka topic under ``guarantee`` (DESIGN §5.7).
+    """One sink subtask writing to a Kafka topic (and side-output topics) under ``guarantee`` (DESIGN §5.7).
 
     Calls are blocking. ``write`` and ``snapshot`` must come in stream order
     (a record written after ``snapshot(e)`` belongs to epoch ``e + 1``);
@@ -244,13 +248,17 @@ class WriteAheadSink:
             pass
 
     # -- the stream ----------------------------------------------------------------------
-    def write(self, key: str | None, value: bytes, timestamp_ms: int | None = None) -> None:
-        """Add one output record: staged in the current epoch (exactly_once) or produced now."""
+    def write(self, key: str | None, value: bytes, timestamp_ms: int | None = None, topic: str | None = None) -> None:
+        """Add one output record for ``topic`` (default: the main topic).
+
+        Staged in the current epoch (exactly_once) or produced now.
+        """
+        topic = topic or self.topic
         if self._eos:
             with self._lock:
-                self._current.append((key, value, timestamp_ms))
+                self._current.append((key, value, timestamp_ms, topic))
             return
-        self._produce(self.topic, key, value, timestamp_ms)
+        self._produce(topic, key, value, timestamp_ms)
         self._live().poll(0)
 
     def snapshot(self, checkpoint_id: int) -> SinkState:
@@ -319,8 +327,8 @@ class WriteAheadSink:
             producer.begin_transaction()
             try:
                 for epoch in epochs:
-                    for key, value, ts in epoch.records:
-                        self._produce(self.topic, key, value, ts)
+                    for key, value, ts, topic in epoch.records:
+                        self._produce(topic, key, value, ts)
                 self._produce(self.marker_topic, self.marker_key, str(marker_epoch).encode(), None)
                 _commit_transaction(producer, self._timeout_s)
             except KafkaException as e:

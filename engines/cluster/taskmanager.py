@@ -6,6 +6,14 @@ the data plane: one TCP connection per channel (upstream subtask -> downstream
 subtask), with credit-based flow control, so a slow consumer stops its
 producers and backpressure reaches the Kafka sources.
 
+Event time (DESIGN §5.6): a source subtask tracks per-partition watermarks
+(:mod:`engines.cluster.watermarks`) and sends its watermark and idle status
+in-band on every output channel; a subtask with inputs combines its channels'
+watermarks in a valve, fires its window operators
+(:mod:`engines.cluster.windows`) and forwards the watermark. Watermarks and
+statuses are events: like barriers they need no credit, and they wait behind
+the records sent before them.
+
 Run as ``python -m engines.cluster.taskmanager CONFIG.json``.
 """
 
@@ -28,14 +36,16 @@ import msgspec
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from harness.api import Aggregate, Guarantee, KeyBy, load_job
-from harness.api.pipeline import STATELESS, Keyed, apply_stateless
+from harness.api import Aggregate, Guarantee, KeyBy, Pipeline, WindowAggregate, load_job
+from harness.api.pipeline import STATELESS, Event, Keyed, apply_stateless
 
 from engines.cluster import messages as m
 from engines.cluster.aligner import BarrierAligner
-from engines.cluster.graph import Vertex, job_graph
+from engines.cluster.graph import Vertex, job_graph, late_topic_of, time_field
 from engines.cluster.keygroups import key_group, subtask_for_key
 from engines.cluster.sink import SinkFencedError, SinkState, WriteAheadSink
+from engines.cluster.watermarks import SourceWatermarks, WatermarkUpdate, WatermarkValve
+from engines.cluster.windows import LateRecord, WindowOperator
 
 INITIAL_CREDITS = 4      # buffers a receiver grants each channel up front
 BUFFER_RECORDS = 256     # records per network buffer
@@ -60,6 +70,8 @@ class TMConfig:
     checkpoint_dir: str
     heartbeat_interval_ms: int = 500
     transaction_timeout_ms: int = 60_000
+    idle_timeout_ms: int | None = 5000   # a source partition without records this long is idle
+    watermark_interval_ms: int = 200     # how often a source announces its watermark
     status_path: str = ""
 
     @classmethod
@@ -123,9 +135,10 @@ class OutputChannel:
         assert self.writer is not None
         await m.send(self.writer, m.Buffer(records))
 
-    async def send_barrier(self, checkpoint_id: int) -> None:
+    async def send_event(self, event: m.Msg) -> None:
+        """Send an in-band event (barrier, watermark, status): events need no credit."""
         assert self.writer is not None
-        await m.send(self.writer, m.Barrier(checkpoint_id))  # events need no credit
+        await m.send(self.writer, event)
 
     def close(self) -> None:
         if self._reader_task is not None:
@@ -163,10 +176,14 @@ class RecordWriter:
         if time.monotonic() - self.last_flush >= FLUSH_INTERVAL_S:
             await self.flush()
 
-    async def broadcast_barrier(self, checkpoint_id: int) -> None:
+    async def broadcast_event(self, event: m.Msg) -> None:
+        """Send ``event`` on every channel, behind every record emitted before it."""
         await self.flush()
         for ch in self.channels:
-            await ch.send_barrier(checkpoint_id)
+            await ch.send_event(event)
+
+    async def broadcast_barrier(self, checkpoint_id: int) -> None:
+        await self.broadcast_event(m.Barrier(checkpoint_id))
 
     @property
     def backpressure_s(self) -> float:
@@ -234,6 +251,21 @@ class Subtask:
         self.consumer: Consumer | None = None
         self.aggregates = [op for op in vertex.ops if isinstance(op, Aggregate)]
         self.is_last = vertex.index == last_vertex
+        pipeline = tm.pipeline
+        self.time_field = time_field(pipeline)
+        self.windows = {i: WindowOperator(op, self.time_field)   # op index -> its window operator
+                        for i, op in enumerate(vertex.ops) if isinstance(op, WindowAggregate)}
+        self.late_topic = late_topic_of(pipeline, self.cfg.topics)
+        self.late_uncounted = 0   # late records (written or, without a late output, dropped) not yet in the counters
+        self.valve = WatermarkValve(td.n_inputs) if td.n_inputs else None
+        self.source_watermarks = self._source_watermarks(pipeline)
+        self._next_watermark_poll = 0.0
+
+    def _source_watermarks(self, pipeline: Pipeline) -> SourceWatermarks | None:
+        strategy = pipeline.source_op.watermark
+        if not self.vertex.is_source or strategy is None:
+            return None
+        return SourceWatermarks(self.td.partitions, strategy.ms, self.cfg.idle_timeout_ms)
 
     # -- setup and teardown --
     def _restore(self) -> SinkState | None:
@@ -243,6 +275,8 @@ class Subtask:
         self.offsets = {int(p): o for p, o in snap.get("offsets", {}).items()}
         for _group, keys in snap.get("keyed", {}).items():
             self.state.update(keys)
+        for index, window_snap in snap.get("windows", {}).items():
+            self.windows[int(index)].restore(window_snap)
         sink = snap.get("sink")
         return msgspec.msgpack.decode(sink, type=SinkState) if sink else None
 
@@ -282,19 +316,38 @@ class Subtask:
                 ch.close()
 
     # -- processing --
-    def _apply(self, key: str | None, event: dict) -> list[Keyed]:
-        items: list[Keyed] = [(key, event)]
-        for op in self.vertex.ops:
+    def _run_ops(self, items: list[Keyed], start: int = 0) -> tuple[list[Keyed], list[LateRecord]]:
+        """Run (key, event) pairs through the vertex's operators from index ``start``: (outputs, late records)."""
+        late: list[LateRecord] = []
+        ops = self.vertex.ops
+        for i in range(start, len(ops)):
+            op = ops[i]
             if isinstance(op, STATELESS):
                 items = apply_stateless(op, items)
             elif isinstance(op, Aggregate):
-                out = []
+                items = self._aggregate(op, items)
+            elif isinstance(op, WindowAggregate):
+                window = self.windows[i]
                 for k, e in items:
-                    state = op.step(self.state.get(k) or op.init(), e)
-                    self.state[k] = state
-                    out.append((k, op.emit(k, state, e)))
-                items = out
-        return items
+                    late.extend(window.process(k, e))
+                items = []  # a window emits when it fires, on the watermark
+        return items, late
+
+    def _aggregate(self, op: Aggregate, items: list[Keyed]) -> list[Keyed]:
+        out = []
+        for k, e in items:
+            state = op.step(self.state.get(k) or op.init(), e)
+            self.state[k] = state
+            out.append((k, op.emit(k, state, e)))
+        return out
+
+    async def _process(self, key: str | None, event: Event, timestamp: int | None) -> None:
+        """One input record through the chain, to the next vertex or the sink (and the late side output)."""
+        items, late = self._run_ops([(key, event)])
+        if late:
+            self._emit_late(late)
+        if items:
+            await self._emit(items, timestamp)
 
     async def _emit(self, items: list[Keyed], timestamp: int | None) -> None:
         for key, event in items:
@@ -303,6 +356,48 @@ class Subtask:
             else:
                 assert self.sink is not None
                 self.sink.write(key, orjson.dumps(event), timestamp)
+
+    def _emit_late(self, late: list[LateRecord]) -> None:
+        """Late records go to the late side output, through the sink (the same epoch as the main output)."""
+        self.late_uncounted += len(late)
+        if self.late_topic is None or self.sink is None:
+            return  # no side output: dropped
+        for rec in late:
+            self.sink.write(rec.key, orjson.dumps(rec.record), rec.timestamp, topic=self.late_topic)
+
+    # -- event time --
+    async def _on_watermark_update(self, update: WatermarkUpdate) -> None:
+        """Announce a status change downstream, then apply and forward a watermark that advanced."""
+        if update.idle is not None and self.writer is not None:
+            await self.writer.broadcast_event(m.WatermarkStatus(update.idle))
+        if update.watermark is not None:
+            await self._advance_watermark(update.watermark)
+
+    async def _advance_watermark(self, watermark: int) -> None:
+        """Fire this vertex's windows up to ``watermark`` (results go on down the chain), then forward it."""
+        for index, window in self.windows.items():
+            for fired in window.advance(watermark):
+                items, late = self._run_ops([(fired.key, fired.result)], index + 1)
+                self._emit_late(late)
+                await self._emit(items, fired.end)  # a window result's record timestamp is its end
+        if self.writer is not None:
+            await self.writer.broadcast_event(m.Watermark(watermark))
+
+    def _source_event_time(self, event: Event) -> int | None:
+        ts = event.get(self.time_field) if isinstance(event, dict) else None
+        return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+
+    async def _poll_source_watermark(self) -> None:
+        """Every watermark interval: announce the source's watermark if it advanced, and idleness changes."""
+        if self.source_watermarks is None:
+            return
+        now = time.monotonic()
+        if now < self._next_watermark_poll:
+            return
+        self._next_watermark_poll = now + self.cfg.watermark_interval_ms / 1000
+        update = self.source_watermarks.poll()
+        if not update.empty:
+            await self._on_watermark_update(update)
 
     async def run(self) -> None:
         if self.vertex.is_source:
@@ -316,6 +411,7 @@ class Subtask:
         while True:
             while not self.triggers.empty():
                 await self._checkpoint(self.triggers.get_nowait(), 0.0)
+            await self._poll_source_watermark()
             msgs = self.consumer.consume(num_messages=BUFFER_RECORDS, timeout=0)
             if not msgs:
                 if self.writer is not None:
@@ -330,7 +426,11 @@ class Subtask:
                 if msg.error() is not None:
                     continue
                 key = msg.key().decode() if msg.key() is not None else None
-                await self._emit(self._apply(key, orjson.loads(msg.value())), msg.timestamp()[1])
+                event = orjson.loads(msg.value())
+                if self.source_watermarks is not None and self.source_watermarks.on_record(
+                        msg.partition(), self._source_event_time(event)):
+                    await self._on_watermark_update(WatermarkUpdate(idle=False))  # before its first record
+                await self._process(key, event, msg.timestamp()[1])
                 self.offsets[msg.partition()] = msg.offset() + 1
             if self.writer is not None:
                 await self.writer.maybe_flush()
@@ -339,12 +439,12 @@ class Subtask:
                 await asyncio.sleep(0)
 
     async def _run_inputs(self) -> None:
-        assert self.gate is not None and self.aligner is not None
+        assert self.gate is not None and self.aligner is not None and self.valve is not None
         while True:
             ch, item = await self.gate.next(self.aligner)
             if isinstance(item, m.Buffer):
                 for key, event in item.records:
-                    await self._emit(self._apply(key, event), event.get("et") if isinstance(event, dict) else None)
+                    await self._process(key, event, event.get("et") if isinstance(event, dict) else None)
                 await self.gate.consumed(ch)
                 if self.writer is not None:
                     await self.writer.maybe_flush()
@@ -352,6 +452,10 @@ class Subtask:
                 aligned = self.aligner.on_barrier(ch, item.checkpoint_id)
                 if aligned is not None:
                     await self._checkpoint(aligned.checkpoint_id, aligned.alignment_s)
+            elif isinstance(item, m.Watermark):
+                await self._on_watermark_update(self.valve.on_watermark(ch, item.timestamp))
+            elif isinstance(item, m.WatermarkStatus):
+                await self._on_watermark_update(self.valve.on_status(ch, item.idle))
 
     # -- checkpoints --
     async def _checkpoint(self, checkpoint_id: int, alignment_s: float) -> None:
@@ -361,6 +465,8 @@ class Subtask:
             for k, v in self.state.items():
                 groups.setdefault(str(key_group(k)), {})[k] = v
             snap["keyed"] = groups
+        if self.windows:
+            snap["windows"] = {str(index): window.snapshot() for index, window in self.windows.items()}
         if self.sink is not None:
             snap["sink"] = msgspec.msgpack.encode(self.sink.snapshot(checkpoint_id))
         data = msgspec.msgpack.encode(snap)  # the synchronous part: a copy of the state
@@ -373,6 +479,9 @@ class Subtask:
         tmp.replace(path)
         await self.tm.to_jm(m.AckCheckpoint(self.attempt, checkpoint_id, self.vertex.index, self.td.subtask,
                                             str(path), alignment_s * 1000, len(data)))
+        if self.late_uncounted:  # counted at checkpoints, not per record: the counters are a file
+            self.tm.count("late_records", self.late_uncounted)
+            self.late_uncounted = 0
 
     def notify_complete(self, checkpoint_id: int) -> None:
         if self.sink is not None:
@@ -383,7 +492,8 @@ class Subtask:
 class TaskManager:
     def __init__(self, cfg: TMConfig) -> None:
         self.cfg = cfg
-        self.vertices = job_graph(load_job(cfg.job))
+        self.pipeline = load_job(cfg.job)
+        self.vertices = job_graph(self.pipeline)
         self.incarnation = uuid.uuid4().hex[:8]
         self.attempt = -1
         self.subtasks: list[Subtask] = []
@@ -392,7 +502,8 @@ class TaskManager:
         self.jm_writer: asyncio.StreamWriter | None = None
         self.data_port = 0
         self.stopping = asyncio.Event()
-        self.counters = {"deployments": 0, "disconnected": 0, "fenced_commits": 0, "failed_commits": 0}
+        self.counters = {"deployments": 0, "disconnected": 0, "fenced_commits": 0, "failed_commits": 0,
+                         "late_records": 0}
         self._load_counters()
 
     def _load_counters(self) -> None:
@@ -402,8 +513,9 @@ class TaskManager:
         except (OSError, ValueError):
             pass
 
-    def _count(self, name: str) -> None:
-        self.counters[name] += 1
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` and write the counters to the status file."""
+        self.counters[name] += n
         if self.cfg.status_path:
             tmp = self.cfg.status_path + ".tmp"
             Path(tmp).write_text(json.dumps(self.counters))
@@ -452,7 +564,7 @@ class TaskManager:
             await self.to_jm(m.TaskFailed(msg.attempt, -1, -1, f"setup failed: {e}"))
             return
         self.tasks = [asyncio.create_task(self._run(st)) for st in self.subtasks]
-        self._count("deployments")
+        self.count("deployments")
         log(f"attempt {msg.attempt}: running {[st.name for st in self.subtasks]} "
             f"(restored from checkpoint {msg.checkpoint_id})")
         await self.to_jm(m.TasksRunning(self.cfg.tm_id, msg.attempt))
@@ -501,7 +613,7 @@ class TaskManager:
                         st.notify_complete(msg.checkpoint_id)
                     except Exception as e:  # noqa: BLE001 - e.g. fenced: the JM restarts the job
                         log(f"{st.name}: commit of checkpoint {msg.checkpoint_id} failed: {e}")
-                        self._count("fenced_commits" if isinstance(e, SinkFencedError) else "failed_commits")
+                        self.count("fenced_commits" if isinstance(e, SinkFencedError) else "failed_commits")
                         await self.to_jm(m.TaskFailed(msg.attempt, st.vertex.index, st.td.subtask, str(e)))
         elif isinstance(msg, m.Disconnect):
             raise ConnectionResetError(f"the JobManager disconnected us: {msg.reason}")
@@ -539,7 +651,7 @@ class TaskManager:
             if session in done:
                 err = session.exception()
                 log(f"lost the JobManager ({err!r}): cancelling all tasks")
-                self._count("disconnected")
+                self.count("disconnected")
                 await self._cancel_all()
                 self.incarnation = uuid.uuid4().hex[:8]
                 await asyncio.sleep(0.2)

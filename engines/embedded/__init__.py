@@ -2,7 +2,9 @@
 
 The deployer creates the internal topics (repartition and compacted changelog
 topics, all under the run's prefix), then starts one OS process per
-application instance (:mod:`engines.embedded.instance`).
+application instance (:mod:`engines.embedded.instance`). Every aggregate and
+window aggregate gets a changelog ``changelog-<name>``; a windowed job's late
+side output (``topics["late"]``) is passed through to the instances.
 """
 
 from __future__ import annotations
@@ -10,17 +12,49 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import ConsumerGroupState, TopicPartition
 
-from harness.api import Aggregate, DeploySpec, Guarantee, load_job
+from harness.api import Aggregate, DeploySpec, Pipeline, WindowAggregate, load_job
 from harness.errors import ConfigError, ProcessError
 from harness.kafka.client import admin, create_topics
 from harness.proc import SUPERVISOR, ManagedProcess
 
-from engines.embedded.config import EmbeddedConfig, parse_config
+from engines.embedded.config import EmbeddedConfig, check_late_topic, parse_config
+
+
+@dataclass(frozen=True)
+class InternalTopics:
+    """The internal topics of a job.
+
+    ``names`` maps logical names (``repartition-<n>``, ``changelog-<op>``) to
+    real ones; ``repartition`` and ``compacted`` map real names to partition counts.
+    """
+
+    names: dict[str, str] = field(default_factory=dict)
+    repartition: dict[str, int] = field(default_factory=dict)
+    compacted: dict[str, int] = field(default_factory=dict)
+
+
+def internal_topics(pipeline: Pipeline, app_id: str, partitions: int) -> InternalTopics:
+    """Repartition topics at re-keying points, and a compacted changelog per (window) aggregate."""
+    out = InternalTopics()
+    for seg in pipeline.segments():
+        if seg.key_by is not None:
+            out.names[seg.output] = f"{app_id}-{seg.output}"
+            out.repartition[out.names[seg.output]] = partitions
+        for op in seg.ops:
+            if isinstance(op, (Aggregate, WindowAggregate)):
+                logical = f"changelog-{op.name}"
+                if logical in out.names:
+                    msg = f"pipeline {pipeline.name!r}: two stateful operators are both named {op.name!r}"
+                    raise ConfigError(msg)
+                out.names[logical] = f"{app_id}-{op.name}-changelog"
+                out.compacted[out.names[logical]] = partitions
+    return out
 
 
 class EmbeddedEngine:
@@ -44,6 +78,7 @@ class EmbeddedDeployment:
             msg = f"embedded engine: parallelism must be >= 1, found {spec.parallelism}"
             raise ConfigError(msg)
         self.pipeline = load_job(spec.job)
+        check_late_topic(self.pipeline, spec.topics)
         self.app_id = f"{spec.prefix}app"
         self.topics = dict(spec.topics)
         self.dir = spec.run_dir / "embedded"
@@ -57,21 +92,12 @@ class EmbeddedDeployment:
 
     # -- setup ---------------------------------------------------------------------------
     def _create_internal_topics(self) -> None:
-        internal: dict[str, int] = {}
-        compacted: dict[str, int] = {}
-        for seg in self.pipeline.segments():
-            if seg.key_by is not None:
-                self.topics[seg.output] = f"{self.app_id}-{seg.output}"
-                internal[self.topics[seg.output]] = self.spec.partitions
-            for op in seg.ops:
-                if isinstance(op, Aggregate):
-                    name = f"{self.app_id}-{op.name}-changelog"
-                    self.topics[f"changelog-{op.name}"] = name
-                    compacted[name] = self.spec.partitions
-        if internal:
-            create_topics(self.spec.bootstrap, internal, replication=self.spec.replication)
-        if compacted:
-            create_topics(self.spec.bootstrap, compacted, replication=self.spec.replication,
+        internal = internal_topics(self.pipeline, self.app_id, self.spec.partitions)
+        self.topics.update(internal.names)
+        if internal.repartition:
+            create_topics(self.spec.bootstrap, internal.repartition, replication=self.spec.replication)
+        if internal.compacted:
+            create_topics(self.spec.bootstrap, internal.compacted, replication=self.spec.replication,
                           config={"cleanup.policy": "compact"})
 
     def _instance_config(self, name: str) -> Path:
@@ -157,11 +183,12 @@ class EmbeddedDeployment:
         return {"engine": "embedded", "application_id": self.app_id,
                 "fenced": sum(c.get("fenced", 0) for c in counters.values()),
                 "rejoins": sum(c.get("rejoins", 0) for c in counters.values()),
+                "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(),
                            "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee)},
                 "instances": len(self._procs), "restarts": self.restarts,
-                "internal_topics": sorted(t for k, t in self.topics.items() if k not in ("input", "output"))}
+                "internal_topics": sorted(t for k, t in self.topics.items() if k not in self.spec.topics)}
 
     # -- capabilities: Killable, Pausable, Terminable, Lagging --------------------------------
     def _proc(self, name: str) -> ManagedProcess:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.api import Guarantee
+from harness.api import Guarantee, Pipeline, WindowAggregate
 from harness.errors import ConfigError
 
 
@@ -41,3 +41,24 @@ def parse_config(raw: dict[str, Any]) -> EmbeddedConfig:
                              f"(found {err.get('input')!r})" for err in e.errors())
         msg = f"embedded engine: {problems}"
         raise ConfigError(msg) from e
+
+
+def late_topic_of(pipeline: Pipeline, topics: dict[str, str]) -> str | None:
+    """The real topic of the pipeline's late side output, or None when it declares none.
+
+    Looked up under the pipeline's logical name (``Pipeline.late(topic)``), else
+    under ``late``, the name the runner gives it.
+    """
+    if pipeline.late_topic is None:
+        return None
+    return topics.get(pipeline.late_topic) or topics.get("late")
+
+
+def check_late_topic(pipeline: Pipeline, topics: dict[str, str]) -> None:
+    """Raise ConfigError when a windowed pipeline declares a late side output but no topic is given for it."""
+    windowed = any(isinstance(op, WindowAggregate) for op in pipeline.ops)
+    if windowed and pipeline.late_topic is not None and late_topic_of(pipeline, topics) is None:
+        msg = (f"embedded engine: pipeline {pipeline.name!r} writes late records to {pipeline.late_topic!r}, "
+               f"but the deploy spec's topics name no topic for it (found {sorted(topics)}); "
+               f"add topics[{pipeline.late_topic!r}] = <real topic>")
+        raise ConfigError(msg)

@@ -6,6 +6,15 @@ repartition topics; a task is (sub-topology, partition) and owns a state store
 per aggregate, backed by a compacted changelog topic and restored from it
 (read_committed) before the task processes anything.
 
+Windows (DESIGN §4.5, §4.7): each task keeps a stream-time per window
+operator (the max event time it has seen, never decreasing). A record whose
+window closed (``end + grace <= stream-time``) goes to the late side output;
+a window is emitted once, with emit-final, when stream-time reaches
+``end + grace``. The window store's changelog holds ``"<key>@<start>"`` ->
+state (a tombstone once emitted) and the task's stream-time under
+:data:`STREAM_TIME_KEY`, written in the same transaction as the state it goes
+with, so a restarted task neither re-opens nor re-emits a closed window.
+
 exactly_once (KIP-447 "v2"): one transactional producer per instance; every
 commit interval one transaction carries the outputs, changelog and
 repartition writes, and the consumed offsets. A fenced, failed or abortable
@@ -18,12 +27,14 @@ Run as ``python -m engines.embedded.instance CONFIG.json``.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +48,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from harness.api import Aggregate, Guarantee, Pipeline, Segment, load_job
-from harness.api.pipeline import STATELESS, apply_stateless
+from engines.embedded.config import late_topic_of
+from harness.api import Aggregate, Event, Guarantee, Pipeline, Segment, State, WindowAggregate, load_job
+from harness.api.pipeline import STATELESS, apply_stateless, late_record
 
 QUIET = {"log_level": 3}
 
@@ -75,13 +87,129 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
+# -- windows -------------------------------------------------------------------------------
+# Reserved changelog key of a task's stream-time; window keys always end in "@<start>", so it cannot collide.
+STREAM_TIME_KEY = "\u0000stream_time"
+
+Item = tuple[str | None, Event, int]  # (key, event, timestamp) flowing between operators
+
+
+def window_store_key(key: str, start: int) -> str:
+    """The window store's (and its changelog's) key of ``key``'s window starting at ``start``."""
+    return f"{key}@{start}"
+
+
+def parse_window_store_key(store_key: str) -> tuple[str, int]:
+    """Inverse of :func:`window_store_key`: the start is after the last ``@`` (keys may contain ``@``)."""
+    key, _, start = store_key.rpartition("@")
+    return key, int(start)
+
+
+@dataclass
+class WindowResult:
+    """What one record did to a task's windows.
+
+    ``outputs``: ``(key, emitted value, timestamp = window end)`` for each window
+    that closed; ``late``: ``(key, late record, timestamp = event time)`` for each
+    closed window the record belonged to; ``changelog``: ``(store key, state or
+    None)`` to write to the store's changelog, in order.
+    """
+
+    outputs: list[Item] = field(default_factory=list)
+    late: list[Item] = field(default_factory=list)
+    changelog: list[tuple[str, State | None]] = field(default_factory=list)
+
+
+class WindowOperator:
+    """One task's windowed aggregate with emit-final (Kafka Streams' window aggregate + "until window closes").
+
+    Stream-time is the max event time this operator has seen; it never
+    decreases and is advanced by a record *before* its lateness is decided. A
+    window ``[start, end)`` is closed once ``end + grace <= stream_time``: a
+    record for it is late, and its final state is emitted exactly once and
+    deleted. Open windows are indexed by end (a heap, pruned lazily) so the
+    per-record check for due windows is O(1) when none is due.
+    """
+
+    def __init__(self, op: WindowAggregate) -> None:
+        self.op = op
+        self.windows: dict[str, State] = {}            # window store key -> state of an open window
+        self._by_end: list[tuple[int, str, int]] = []   # heap of (end, key, start); may hold emitted windows
+        self.stream_time: int | None = None
+        self._persisted_stream_time: int | None = None
+
+    def is_closed(self, end: int) -> bool:
+        """Whether the window ending at ``end`` is closed at the current stream-time."""
+        return self.stream_time is not None and end + self.op.grace_ms <= self.stream_time
+
+    def process(self, key: str, event: Event, ts: int) -> WindowResult:
+        """Add one record with event time ``ts`` to its windows, or declare it late; emit windows now due."""
+        self._advance(ts)
+        result = WindowResult()
+        for start, end in self.op.windows_of(ts):
+            if self.is_closed(end):
+                result.late.append((key, late_record(event, key, start, end, "window closed"), ts))
+            else:
+                result.changelog.append(self._add(key, start, end, event))
+        self._emit_due(result)
+        return result
+
+    def stream_time_record(self) -> tuple[str, int] | None:
+        """The changelog record of stream-time when it advanced since the last call (None otherwise).
+
+        The caller writes it in the transaction that commits the state it goes with.
+        """
+        if self.stream_time is None or self.stream_time == self._persisted_stream_time:
+            return None
+        self._persisted_stream_time = self.stream_time
+        return STREAM_TIME_KEY, self.stream_time
+
+    def restore(self, store_key: str, value: Any) -> None:
+        """Apply one changelog record (in changelog order), before the task processes anything."""
+        if store_key == STREAM_TIME_KEY:
+            if value is not None:
+                self._advance(int(value))
+                self._persisted_stream_time = self.stream_time
+        elif value is None:
+            self.windows.pop(store_key, None)
+        else:
+            if store_key not in self.windows:
+                key, start = parse_window_store_key(store_key)
+                heapq.heappush(self._by_end, (start + self.op.assigner.size_ms, key, start))
+            self.windows[store_key] = value
+
+    def _advance(self, ts: int) -> None:
+        if self.stream_time is None or ts > self.stream_time:
+            self.stream_time = ts
+
+    def _add(self, key: str, start: int, end: int, event: Event) -> tuple[str, State]:
+        store_key = window_store_key(key, start)
+        state = self.windows.get(store_key)
+        if state is None:
+            heapq.heappush(self._by_end, (end, key, start))
+        state = self.op.step(state or self.op.init(), event)
+        self.windows[store_key] = state
+        return store_key, state
+
+    def _emit_due(self, result: WindowResult) -> None:
+        while self._by_end and self.is_closed(self._by_end[0][0]):
+            end, key, start = heapq.heappop(self._by_end)
+            store_key = window_store_key(key, start)
+            state = self.windows.pop(store_key, None)
+            if state is None:  # already emitted: a stale index entry
+                continue
+            result.outputs.append((key, self.op.emit(key, start, end, state), end))
+            result.changelog.append((store_key, None))
+
+
 @dataclass
 class Task:
-    """(sub-topology, partition) with its state stores (one dict per aggregate)."""
+    """(sub-topology, partition) with its state stores: one dict per aggregate, one operator per window aggregate."""
 
     segment: Segment
     partition: int
     stores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    windows: dict[str, WindowOperator] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,7 +219,7 @@ class InstanceConfig:
     instance_id: str
     job: str
     guarantee: Guarantee
-    topics: dict[str, str]          # logical name -> real topic: input, output, repartition-<n>, changelog-<agg>
+    topics: dict[str, str]          # logical name -> real topic: input, output, late, repartition-<n>, changelog-<op>
     commit_interval_ms: int
     session_timeout_ms: int
     heartbeat_interval_ms: int
@@ -117,6 +245,9 @@ class Instance:
         self.segments = self.pipeline.segments()
         self.segment_of_topic = {cfg.topics[s.input]: s for s in self.segments}
         self.eos = cfg.guarantee is Guarantee.exactly_once
+        timestamps = self.pipeline.source_op.timestamps
+        self.event_time_field = timestamps.field if timestamps is not None else None
+        self.late_topic = late_topic_of(self.pipeline, cfg.topics)
         self.tasks: dict[tuple[str, int], Task] = {}
         self.pending: dict[tuple[str, int], int] = {}   # consumed, not yet committed: (topic, p) -> next offset
         self.stopping = False
@@ -130,6 +261,8 @@ class Instance:
         self.fenced = 0
         self.fenced_by: dict[str, int] = {"producer": 0, "generation": 0}
         self.last_rejoin_reason = ""
+        self.windows_emitted = 0
+        self.late_records = 0   # (event, window) pairs declared late, written to the late topic if there is one
         self._load_status()  # a restarted instance carries on its predecessor's counters
 
     # -- clients ----------------------------------------------------------------------
@@ -206,19 +339,31 @@ class Instance:
         return topic.rsplit(".", 1)[-1]
 
     # -- state restore ---------------------------------------------------------------------
+    def _restore_targets(self, tasks: list[Task]) -> dict[tuple[str, int], Callable[[str, Any], None]]:
+        """Fresh, empty stores for the tasks' stateful operators: (changelog, partition) -> apply(key, value)."""
+        targets: dict[tuple[str, int], Callable[[str, Any], None]] = {}
+        for task in tasks:
+            for op in task.segment.ops:
+                if isinstance(op, Aggregate):
+                    task.stores[op.name] = {}
+                    apply = _store_applier(task.stores[op.name])
+                elif isinstance(op, WindowAggregate):
+                    task.windows[op.name] = WindowOperator(op)
+                    apply = task.windows[op.name].restore
+                else:
+                    continue
+                targets[(self.cfg.topics[f"changelog-{op.name}"], task.partition)] = apply
+        return targets
+
     def _restore(self, tasks: list[Task]) -> None:
-        stateful = [(t, agg) for t in tasks for agg in t.segment.ops if isinstance(agg, Aggregate)]
-        if not stateful:
+        targets = self._restore_targets(tasks)
+        if not targets:
             return
         started = time.monotonic()
         if self.restorer is None:
             self.restorer = self._restore_consumer()
         restorer = self.restorer
         try:
-            targets = {}
-            for task, agg in stateful:
-                task.stores[agg.name] = {}
-                targets[(self.cfg.topics[f"changelog-{agg.name}"], task.partition)] = task.stores[agg.name]
             restorer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in targets])
             at_end: set[tuple[str, int]] = set()
             count = 0
@@ -232,15 +377,12 @@ class Instance:
                             continue
                         raise KafkaException(err)
                     at_end.discard(key)
-                    store = targets[key]
-                    if m.value() is None:
-                        store.pop(m.key().decode(), None)
-                    else:
-                        store[m.key().decode()] = orjson.loads(m.value())
+                    value = m.value()
+                    targets[key](m.key().decode(), None if value is None else orjson.loads(value))
                     count += 1
         finally:
             restorer.unassign()
-        log(f"restored {count} changelog records for {len(stateful)} stores in {time.monotonic() - started:.2f}s")
+        log(f"restored {count} changelog records for {len(targets)} stores in {time.monotonic() - started:.2f}s")
 
     # -- processing ------------------------------------------------------------------------
     def _produce(self, topic: str, key: str | None, value: Any, timestamp: int | None,
@@ -265,31 +407,75 @@ class Instance:
             return
         seg = task.segment
         key = msg.key().decode() if msg.key() is not None else None
-        timestamp = msg.timestamp()[1]
-        events: list[tuple[str | None, dict]] = [(key, orjson.loads(msg.value()))]
+        items: list[Item] = [(key, orjson.loads(msg.value()), msg.timestamp()[1])]
         for op in seg.ops:
-            events = self._apply(op, task, events)
-        for k, event in events:
+            items = self._apply(op, task, items)
+        for k, event, timestamp in items:
             if seg.key_by is not None:
                 self._produce(self.cfg.topics[seg.output], seg.key_by.key_of(event), event, timestamp)
             else:
                 self._produce(self.cfg.topics[seg.output], k, event, timestamp)
         self.pending[(topic, partition)] = msg.offset() + 1
 
-    def _apply(self, op, task: Task, events: list[tuple[str | None, dict]]) -> list[tuple[str | None, dict]]:
-        if isinstance(op, STATELESS):
-            return apply_stateless(op, events)
+    def _apply(self, op, task: Task, items: list[Item]) -> list[Item]:
+        """Run (key, event, timestamp) items through one operator of the task's sub-topology."""
+        if isinstance(op, STATELESS):  # each result keeps the timestamp of the item it came from
+            return [(k2, e2, ts) for k, e, ts in items for k2, e2 in apply_stateless(op, [(k, e)])]
         if isinstance(op, Aggregate):
-            store = task.stores.setdefault(op.name, {})
-            out = []
-            for k, e in events:
-                state = op.step(store.get(k) or op.init(), e)
-                store[k] = state
-                self._produce(self.cfg.topics[f"changelog-{op.name}"], k, state, None, partition=task.partition)
-                out.append((k, op.emit(k, state, e)))
-            return out
-        msg = f"operator {type(op).__name__} is not supported by the embedded engine yet"
+            return self._aggregate(op, task, items)
+        if isinstance(op, WindowAggregate):
+            return self._window_aggregate(op, task, items)
+        msg = f"operator {type(op).__name__} is not supported by the embedded engine"
         raise NotImplementedError(msg)
+
+    def _aggregate(self, op: Aggregate, task: Task, items: list[Item]) -> list[Item]:
+        store = task.stores.setdefault(op.name, {})
+        out: list[Item] = []
+        for k, e, ts in items:
+            state = op.step(store.get(k) or op.init(), e)
+            store[k] = state
+            self._produce(self.cfg.topics[f"changelog-{op.name}"], k, state, None, partition=task.partition)
+            out.append((k, op.emit(k, state, e), ts))
+        return out
+
+    def _window_aggregate(self, op: WindowAggregate, task: Task, items: list[Item]) -> list[Item]:
+        """Windowed aggregate: changelog and late records are written here; emitted windows flow on."""
+        windows = task.windows.get(op.name)
+        if windows is None:
+            windows = task.windows[op.name] = WindowOperator(op)
+        changelog = self.cfg.topics[f"changelog-{op.name}"]
+        out: list[Item] = []
+        for k, e, ts in items:
+            result = windows.process(str(k), e, self._event_time(e, ts))
+            for store_key, state in result.changelog:
+                self._produce(changelog, store_key, state, None, partition=task.partition)
+            for late_key, record, late_ts in result.late:
+                self._write_late(late_key, record, late_ts)
+            out += result.outputs
+            self.windows_emitted += len(result.outputs)
+        return out
+
+    def _event_time(self, event: Event, record_ts: int) -> int:
+        """The source's event-time field when it declares one (and the event has it), else the record timestamp."""
+        if self.event_time_field is not None:
+            value = event.get(self.event_time_field)
+            if value is not None:
+                return int(value)
+        return int(record_ts)
+
+    def _write_late(self, key: str, record: Event, ts: int) -> None:
+        self.late_records += 1
+        if self.late_topic is not None:
+            self._produce(self.late_topic, key, record, ts)
+
+    def _write_stream_times(self) -> None:
+        """Each window operator's advanced stream-time to its changelog partition, in the transaction being committed."""
+        for task in self.tasks.values():
+            for name, windows in task.windows.items():
+                record = windows.stream_time_record()
+                if record is not None:
+                    self._produce(self.cfg.topics[f"changelog-{name}"], record[0], record[1], None,
+                                  partition=task.partition)
 
     # -- commits ----------------------------------------------------------------------------
     def _offsets(self) -> list[TopicPartition]:
@@ -297,6 +483,7 @@ class Instance:
 
     def _commit(self, reason: str = "interval") -> None:
         assert self.producer is not None and self.consumer is not None
+        self._write_stream_times()
         if self.eos:
             offsets = self._offsets()
             try:
@@ -429,6 +616,7 @@ class Instance:
         self.commits, self.rejoins, self.fenced = old.get("commits", 0), old.get("rejoins", 0), old.get("fenced", 0)
         self.fenced_by.update(old.get("fenced_by", {}))
         self.last_rejoin_reason = old.get("last_rejoin_reason", "")
+        self.windows_emitted, self.late_records = old.get("windows_emitted", 0), old.get("late_records", 0)
 
     def _write_status(self) -> None:
         """Counters for the deployer's status (how often this instance was fenced or rejoined)."""
@@ -438,8 +626,21 @@ class Instance:
         with open(tmp, "w") as f:
             json.dump({"commits": self.commits, "rejoins": self.rejoins, "fenced": self.fenced,
                        "fenced_by": self.fenced_by,
-                       "last_rejoin_reason": self.last_rejoin_reason}, f)
+                       "last_rejoin_reason": self.last_rejoin_reason,
+                       "windows_emitted": self.windows_emitted, "late_records": self.late_records}, f)
         os.replace(tmp, self.cfg.status_path)
+
+
+def _store_applier(store: dict[str, Any]) -> Callable[[str, Any], None]:
+    """Restore into a key-value store: a value sets the key, a tombstone (None) deletes it."""
+
+    def apply(key: str, value: Any) -> None:
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+
+    return apply
 
 
 def main(argv: list[str] | None = None) -> int:

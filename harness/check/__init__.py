@@ -1,5 +1,11 @@
 """Oracle and checkers (DESIGN §9): judge a run's output topic against a reference interpretation of the job.
 
+Per-record classes (lost, duplicate, inconsistent, order) judge jobs that
+emit per input and pass as "not applicable" on windowed jobs; the window
+classes (window_accounting, window_duplicate, definitely_late) judge windowed
+jobs and pass as "not applicable" on the others; unexpected, aborted_read and
+hanging_txn judge both.
+
 ``run_checks(pipeline, observed)`` builds the :class:`Oracle` once and runs
 every checker in :data:`CHECKERS`. A checker that raises — or needs the
 oracle when the oracle could not be built — is ``unknown``, never a pass.
@@ -13,7 +19,7 @@ from dataclasses import dataclass
 from harness.api.pipeline import Pipeline
 from harness.check.delivery import check_duplicate, check_lost, check_unexpected
 from harness.check.observed import Observed, Output
-from harness.check.oracle import Contribution, Expected, Oracle, OracleError
+from harness.check.oracle import Contribution, DefinitelyLate, Expected, Oracle, OracleError, WindowId
 from harness.check.per_key import check_inconsistent, check_order
 from harness.check.result import (
     FAIL,
@@ -27,6 +33,7 @@ from harness.check.result import (
     verdict_table,
 )
 from harness.check.transactions import check_aborted_read, check_hanging_txn
+from harness.check.windows import check_definitely_late, check_window_accounting, check_window_duplicate
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,9 @@ CHECKERS: list[Checker] = [
     Checker("order", check_order),
     Checker("aborted_read", check_aborted_read, needs_oracle=False),
     Checker("hanging_txn", check_hanging_txn, needs_oracle=False),
+    Checker("window_accounting", check_window_accounting),
+    Checker("window_duplicate", check_window_duplicate),
+    Checker("definitely_late", check_definitely_late),
 ]
 
 
@@ -75,8 +85,8 @@ def _run_one(checker: Checker, oracle: Oracle | None, oracle_failure: str, obser
 
 
 __all__ = [
-    "CHECKERS", "FAIL", "PASS", "UNKNOWN", "CheckResult", "Checker", "Contribution", "Expected", "Observed", "Oracle",
-    "OracleError", "Output", "Verdict", "check_aborted_read", "check_duplicate", "check_hanging_txn",
-    "check_inconsistent", "check_lost", "check_order", "check_unexpected", "overall", "run_checks", "summarize",
-    "verdict_table",
+    "CHECKERS", "FAIL", "PASS", "UNKNOWN", "CheckResult", "Checker", "Contribution", "DefinitelyLate", "Expected",
+    "Observed", "Oracle", "OracleError", "Output", "Verdict", "WindowId", "check_aborted_read", "check_definitely_late",
+    "check_duplicate", "check_hanging_txn", "check_inconsistent", "check_lost", "check_order", "check_unexpected",
+    "check_window_accounting", "check_window_duplicate", "overall", "run_checks", "summarize", "verdict_table",
 ]

@@ -7,7 +7,8 @@ from typing import Any
 
 from harness.check.observed import Observed, Output, as_written
 from harness.check.oracle import Oracle
-from harness.check.result import MAX_EXAMPLES, CheckResult, Findings
+from harness.check.result import MAX_EXAMPLES, NOT_WINDOWED, CheckResult, Findings
+from harness.check.windows import unexpected_in_windowed
 
 
 def count_ids(outputs: list[Output]) -> Counter[Any]:
@@ -22,6 +23,8 @@ def check_lost(oracle: Oracle, observed: Observed) -> CheckResult:
     the verdict is then ``unknown`` with the count, never ``fail`` or ``pass``.
     """
     findings = Findings("lost")
+    if oracle.windowed:
+        return findings.result(NOT_WINDOWED)
     found = count_ids(observed.committed_outputs)
     for output_id, expected in oracle.expected.items():
         missing = len(expected) - found.get(output_id, 0)
@@ -37,6 +40,8 @@ def check_lost(oracle: Oracle, observed: Observed) -> CheckResult:
 def check_duplicate(oracle: Oracle, observed: Observed) -> CheckResult:
     """An input id reflected by more committed outputs than the oracle expects (normally one)."""
     findings = Findings("duplicate")
+    if oracle.windowed:
+        return findings.result(NOT_WINDOWED)
     found = count_ids(observed.committed_outputs)
     for output_id, count in found.items():
         expected = oracle.expected_count(output_id)
@@ -57,8 +62,16 @@ def _add_positions(findings: Findings, outputs: list[Output]) -> None:
 
 
 def check_unexpected(oracle: Oracle, observed: Observed) -> CheckResult:
-    """An output no input explains: unknown id, wrong key, or (stateless jobs) content the oracle never computes."""
+    """An output no input explains: unknown id, wrong key, or (stateless jobs) content the oracle never computes.
+
+    For windowed jobs: an output that is no window, or a window no input falls
+    in; a late record that names no input, no window, or a window its input is
+    not in (:func:`harness.check.windows.unexpected_in_windowed`).
+    """
     findings = Findings("unexpected")
+    if oracle.windowed:
+        unexpected_in_windowed(oracle, observed, findings)
+        return findings.result()
     judge = _UnexpectedJudge(oracle)
     for out in observed.committed_outputs:
         why = judge.why_unexpected(out)

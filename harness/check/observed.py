@@ -32,6 +32,10 @@ def as_written(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _usable_id(event: Event | None) -> int | str | None:
     found = event.get("id") if event is not None else None
     return found if isinstance(found, (int, str)) and not isinstance(found, bool) else None
@@ -67,6 +71,16 @@ class Output:
         """Where the output is, for examples."""
         return {"partition": self.partition, "offset": self.offset}
 
+    @property
+    def window(self) -> tuple[str | None, int, int] | None:
+        """``(key, start, end)`` of a window output or late record (its ``k``, ``ws``, ``we``), None if it names none."""
+        if self.event is None:
+            return None
+        start, end = self.event.get("ws"), self.event.get("we")
+        if not (_is_int(start) and _is_int(end)):
+            return None
+        return (self.stated_key, start, end)
+
 
 @dataclass
 class Observed:
@@ -79,6 +93,9 @@ class Observed:
     ``offsets`` maps topic -> partition -> (last stable offset, high
     watermark) measured after draining; ``offsets_later`` measures again.
     ``drained`` is False when the drain timed out before all outputs appeared.
+    ``late`` is the late side output topic read_committed, in (partition,
+    offset) order (empty when the job has none): one JSON record
+    ``{"id", "k", "et", "ws", "we", "why"}`` per (input, window) declared late.
     """
 
     inputs: list[Record]
@@ -89,8 +106,14 @@ class Observed:
     offsets_later: Callable[[], Offsets] | None = None
     txn_timeout_s: float = 10.0
     drained: bool = True
+    late: list[Record] = field(default_factory=list)
 
     @cached_property
     def committed_outputs(self) -> list[Output]:
         """``committed`` parsed once, shared by every checker."""
         return [Output.of(r) for r in self.committed]
+
+    @cached_property
+    def late_outputs(self) -> list[Output]:
+        """``late`` parsed once, shared by every checker."""
+        return [Output.of(r) for r in self.late]

@@ -12,6 +12,11 @@ UNKNOWN: Verdict = "unknown"
 
 MAX_EXAMPLES = 5
 
+#: The detail of a per-record checker (lost, duplicate, inconsistent, order) on a windowed job: it passes.
+NOT_WINDOWED = "not applicable to windowed jobs"
+#: The detail of a window checker on a job without windows: it passes.
+NOT_WINDOW_JOB = "not applicable: the job has no windows"
+
 
 @dataclass(frozen=True)
 class CheckResult:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -17,6 +19,47 @@ def latency_histogram(receipt_us: Sequence[int], st_us: Sequence[int]) -> HdrHis
         if s > 0:
             h.record_value(min(max(1, r - s), MAX_LATENCY_US))
     return h
+
+
+def window_result_latency_ms(receipt_us: Sequence[int], window_end_ms: Sequence[int],
+                             grace_ms: int) -> dict[str, float | int]:
+    """Window result latency (DESIGN §10): receipt - (window end + grace), per window output, in ms.
+
+    ``receipt_us`` and ``window_end_ms`` are parallel (the probe's stamps and
+    its outputs' ``we``); a window end < 0 marks an output that is no window
+    and is skipped. A window received before its end + grace is ``early``
+    (counted, and recorded as 0): an engine that emits before the grace has
+    passed does not wait for it. Returns p50/p90/p99/p999/max (HdrHistogram,
+    µs precision), ``count`` and ``early``.
+    """
+    h = HdrHistogram(1, MAX_LATENCY_US, 3)
+    early = 0
+    for receipt, end in zip(receipt_us, window_end_ms):
+        if end < 0:
+            continue
+        latency_us = receipt - (end + grace_ms) * 1000
+        if latency_us < 0:
+            early += 1
+        h.record_value(min(max(1, latency_us), MAX_LATENCY_US))
+    if h.get_total_count() == 0:
+        return {**percentiles_ms(h), "count": 0, "early": 0}
+    clamped = {name: (0.0 if value <= 0.001 else value) for name, value in percentiles_ms(h).items()}
+    return {**clamped, "count": h.get_total_count(), "early": early}
+
+
+def late_count(late_events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """How much the late side output declared: declarations (one per input and window), distinct inputs, by ``why``.
+
+    ``late_events`` are the late records' JSON values (``{"id", "k", "et", "ws", "we", "why"}``).
+    """
+    declarations = 0
+    inputs: set[Any] = set()
+    by_why: Counter[str] = Counter()
+    for event in late_events:
+        declarations += 1
+        inputs.add(event.get("id"))
+        by_why[str(event.get("why"))] += 1
+    return {"declarations": declarations, "inputs": len(inputs), "by_why": dict(by_why)}
 
 
 def percentiles_ms(h: HdrHistogram) -> dict[str, float]:

@@ -15,7 +15,9 @@ class Probe(threading.Thread):
     """Reads the output topic from the beginning while a run goes on.
 
     For each output it keeps the receipt time (µs), the scheduled send time
-    of the input it reflects (``st``), its id, and its (partition, offset).
+    of the input it reflects (``st``; for a window, its latest input's
+    ``st_max``), its id, the window end (``we``) of a window output, and its
+    (partition, offset).
     """
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
@@ -25,6 +27,7 @@ class Probe(threading.Thread):
         self.st_us = array("q")
         self.ids = array("q")
         self.positions: list[tuple[int, int]] = []
+        self.window_end_ms = array("q")     # per output: the window end ("we"), -1 for non-window outputs
         self.ids_seen: set[int] = set()
         self.last_receipt = 0.0
         self.error: str | None = None
@@ -48,8 +51,10 @@ class Probe(threading.Thread):
                             continue
                         out = orjson.loads(m.value())
                         self.receipt_us.append(now_us)
-                        st = out.get("st")
+                        st = out.get("st", out.get("st_max"))
                         self.st_us.append(int(st) if isinstance(st, int) else -1)
+                        we = out.get("we")
+                        self.window_end_ms.append(int(we) if isinstance(we, int) else -1)
                         oid = out.get("id")
                         self.ids.append(int(oid) if isinstance(oid, int) else -1)
                         if isinstance(oid, int):

@@ -13,7 +13,7 @@ def print_run_summary(results: dict[str, Any], out_dir: Path, console: Console |
     console = console or Console(highlight=False, width=150)
     table = Table(title=f"streamgauge — {results['scenario']['name']}", show_lines=False)
     for col in ("engine", "guarantee", "verdict", "lost", "dup", "incons.", "order", "other",
-                "inputs", "outputs", "p50 ms", "p99 ms", "keeps up", "expect"):
+                "inputs", "outputs", "late", "p50 ms", "p99 ms", "keeps up", "expect"):
         table.add_column(col, justify="right" if col not in ("engine", "guarantee", "verdict", "expect") else "left")
     for r in results["runs"]:
         a = r["anomalies"]
@@ -24,7 +24,8 @@ def print_run_summary(results: dict[str, Any], out_dir: Path, console: Console |
         expect = "met" if r["expectations"]["met"] else "NOT MET"
         table.add_row(r["engine"], r["guarantee"], verdict, str(a.get("lost", 0)), str(a.get("duplicate", 0)),
                       str(a.get("inconsistent", 0)), str(a.get("order", 0)), str(other), str(r["inputs"]),
-                      str(r["outputs"]), f"{lat['p50']:.0f}", f"{lat['p99']:.0f}",
+                      str(r["outputs"]), str(r["metrics"].get("late_dropped", "-")),
+                      f"{lat['p50']:.0f}", f"{lat['p99']:.0f}",
                       {True: "yes", False: "no", None: "?"}[ku], expect)
     console.print(table)
     for r in results["runs"]:
@@ -32,4 +33,6 @@ def print_run_summary(results: dict[str, Any], out_dir: Path, console: Console |
             console.print(f"[{r['engine']}] run invalid: {r['invalid_reason']}")
         for line in r["expectations"]["unmet"]:
             console.print(f"[{r['engine']}] expectation not met: {line}")
+    if "comparison" in results:
+        console.print(results["comparison"]["summary"])
     console.print(f"results: {out_dir / 'results.json'}")

@@ -54,9 +54,11 @@ __all__ = [
     "Duration",
     "Expect",
     "Fault",
+    "Idle",
     "KafkaSpec",
     "KeySkew",
     "Kill",
+    "Lagging",
     "Late",
     "Pause",
     "PositiveDuration",
@@ -80,6 +82,7 @@ __all__ = [
 #: ``expect.anomalies`` keys must be one of these. Kept here so loading a scenario imports no checker.
 ANOMALY_CLASSES: tuple[str, ...] = (
     "lost", "duplicate", "unexpected", "inconsistent", "order", "aborted_read", "hanging_txn",
+    "window_accounting", "window_duplicate", "definitely_late",
 )
 
 #: The fault actions a fault entry may name, exactly one per entry.
@@ -442,8 +445,35 @@ class Late(_Model):
     delay: Duration
 
 
+class Lagging(_Model):
+    """Every event of Kafka partition ``partition`` has its event time moved back by ``delay`` (a lagging partition)."""
+
+    partition: NonNegativeInt
+    delay: Duration
+
+
+class Idle(_Model):
+    """Partition ``partition`` goes idle at ``at`` for ``for_`` seconds (``for`` in YAML), then catches up.
+
+    Its events scheduled in [at, at + for) are held back and sent in one burst
+    at ``at + for``, keeping their old event times.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    partition: NonNegativeInt
+    at: Duration
+    for_: PositiveDuration = Field(alias="for")
+
+
 class Workload(_Model):
-    """The open-loop load: ``rate`` events/s for ``duration`` seconds over ``keys`` keys, seeded."""
+    """The open-loop load: ``rate`` events/s for ``duration`` seconds over ``keys`` keys, seeded.
+
+    ``disorder``, ``late``, ``lagging`` and ``idle`` transform the schedule
+    (DESIGN §8), each from its own seeded random stream, so adding one changes
+    neither the events' content nor another transform's choices. A partition
+    named by ``lagging`` or ``idle`` is a Kafka partition of the input topic.
+    """
 
     rate: Rate
     duration: PositiveDuration
@@ -453,6 +483,16 @@ class Workload(_Model):
     max_schedule_lag: Duration = 2.0
     disorder: Disorder | None = None
     late: Late | None = None
+    lagging: Lagging | None = None
+    idle: Idle | None = None
+
+    @model_validator(mode="after")
+    def _idle_within_load(self) -> Workload:
+        if self.idle is not None and self.idle.at + self.idle.for_ > self.duration:
+            raise _custom(f"an idle period that ends by the end of the load ({format_seconds(self.duration)})",
+                          found=json.dumps(f"at {format_seconds(self.idle.at)} for {format_seconds(self.idle.for_)}"),
+                          path="workload.idle")
+        return self
 
     @property
     def total_events(self) -> int:

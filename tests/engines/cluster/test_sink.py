@@ -85,7 +85,7 @@ def test_completed_epochs_are_committed_in_order_and_the_open_one_is_not(bootstr
     assert not set(third) & set(values(read(bootstrap, topics[0], "read_uncommitted")))
     assert read_markers(bootstrap, topics[1]) == {f"{SINK}-0": 2}
     assert sink.last_committed == 2
-    assert sink.snapshot(3).epochs[0].records[0] == (None, b"e3-0", 3000)
+    assert sink.snapshot(3).epochs[0].records[0] == (None, b"e3-0", 3000, topics[0])
 
 
 def test_crash_before_commit_recommits_the_restored_epoch_once(bootstrap, topics, sink_factory):
@@ -210,5 +210,5 @@ def test_epoch_ids_must_grow(sink_factory):
 
 
 def test_state_survives_msgpack():
-    state = SinkState(epochs=[Epoch(4, [(None, b"v", None), ("k", b"\x00", 7)]), Epoch(5, [])])
+    state = SinkState(epochs=[Epoch(4, [(None, b"v", None, "out"), ("k", b"\x00", 7, "late")]), Epoch(5, [])])
     assert SinkState.from_bytes(state.to_bytes()) == state

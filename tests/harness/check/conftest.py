@@ -37,6 +37,16 @@ def input_topic(specs: Iterable[InputSpec]) -> list[Record]:
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
+def input_events(placed: Iterable[tuple[int, Event]]) -> list[Record]:
+    """The input topic from (partition, event) pairs: offsets 0, 1, ... per partition in the order given."""
+    next_offset: dict[int, int] = defaultdict(int)
+    records = []
+    for partition, event in placed:
+        records.append(_record("input", partition, next_offset[partition], event, event.get("k")))
+        next_offset[partition] += 1
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
 def running_sums(inputs: Iterable[Record], key_of: Callable[[Event], str] = lambda e: e["k"]) -> list[Event]:
     """What a correct running-sum engine emits when it processes ``inputs`` in the order given."""
     state: dict[str, tuple[int, int]] = {}
@@ -51,13 +61,13 @@ def running_sums(inputs: Iterable[Record], key_of: Callable[[Event], str] = lamb
     return outputs
 
 
-def output_topic(events: Iterable[Event], partitions: int = 3) -> list[Record]:
-    """The output topic: each event goes to its key's partition, appended in the order given."""
+def output_topic(events: Iterable[Event], partitions: int = 3, topic: str = "output") -> list[Record]:
+    """The output topic (or another one the job writes): each event goes to its key's partition, in the order given."""
     next_offset: dict[int, int] = defaultdict(int)
     records = []
     for event in events:
         partition = zlib.crc32(event["k"].encode()) % partitions
-        records.append(_record("output", partition, next_offset[partition], event, event["k"]))
+        records.append(_record(topic, partition, next_offset[partition], event, event["k"]))
         next_offset[partition] += 1
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
@@ -80,6 +90,7 @@ class Factories:
     """The helpers above, handed to tests as one fixture."""
 
     input_topic = staticmethod(input_topic)
+    input_events = staticmethod(input_events)
     running_sums = staticmethod(running_sums)
     output_topic = staticmethod(output_topic)
     observe = staticmethod(observe)

@@ -355,3 +355,50 @@ def test_malformed_overrides_are_reported_with_the_rest(scenario_file):
     assert rest[4] == '--set workload.rate.x: expected a mapping at workload.rate, found "100/s"'
     assert rest[5].startswith("workload.ratee: expected a known key")
     assert len(rest) == 6
+
+
+# -- workload transforms ------------------------------------------------------------------------
+
+TRANSFORMS = GOOD.replace(
+    "workload: {rate: 100/s, duration: 10s}",
+    "workload: {rate: 100/s, duration: 10s, disorder: {fraction: 0.1, max_delay: 2s},\n"
+    "           late: {fraction: 0.001, delay: 60s}, lagging: {partition: 1, delay: 3s},\n"
+    "           idle: {partition: 2, at: 4s, for: 2s}}")
+
+
+def test_workload_transforms_load_in_seconds(scenario_file):
+    w = load_scenario(scenario_file(TRANSFORMS)).workload
+
+    assert (w.disorder.fraction, w.disorder.max_delay) == (0.1, 2.0)
+    assert (w.late.fraction, w.late.delay) == (0.001, 60.0)
+    assert (w.lagging.partition, w.lagging.delay) == (1, 3.0)
+    assert (w.idle.partition, w.idle.at, w.idle.for_) == (2, 4.0, 2.0)
+
+
+def test_workload_transforms_round_trip_through_to_dict(scenario_file):
+    scenario = load_scenario(scenario_file(TRANSFORMS))
+
+    d = scenario.to_dict()
+
+    assert d["workload"]["idle"] == {"partition": 2, "at": 4.0, "for": 2.0}
+    assert d["workload"]["lagging"] == {"partition": 1, "delay": 3.0}
+    assert Scenario.model_validate(d) == scenario
+
+
+def test_bad_workload_transforms_are_reported_with_their_paths(scenario_file):
+    path = scenario_file(GOOD.replace(
+        "workload: {rate: 100/s, duration: 10s}",
+        "workload: {rate: 100/s, duration: 10s, lagging: {partition: -1, delay: 3s}, idle: {partition: 0, at: 1s}}"))
+
+    problems = problems_of(path)
+
+    assert any("workload.lagging.partition: expected an integer >= 0, found -1" in p for p in problems)
+    assert any("workload.idle.for: expected" in p and "found nothing" in p for p in problems)
+
+
+def test_an_idle_period_must_end_within_the_load(scenario_file):
+    path = scenario_file(GOOD.replace("workload: {rate: 100/s, duration: 10s}",
+                                      "workload: {rate: 100/s, duration: 10s, idle: {partition: 0, at: 8s, for: 5s}}"))
+
+    assert problems_of(path) == [f"{path}: workload.idle: expected an idle period that ends by the end of the load "
+                                 '(10s), found "at 8s for 5s"']

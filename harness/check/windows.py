@@ -1,0 +1,268 @@
+"""Window checkers (DESIGN §9, "window accounting"): every input is counted exactly once in each window of its
+key it belongs to, or declared late for it — never both, never neither; definitely-late inputs are declared late.
+
+A window output is ``{"k", "ws", "we", ...}`` (for the built-in jobs ``n``,
+``s``, ``h`` and ``st_max``); a late record ``{"id", "k", "et", "ws", "we",
+"why"}`` declares one input late for one window. The oracle knows every
+window's inputs; the late topic says which of them the engine declared late.
+
+- ``window_accounting``: each emitted window equals the aggregate (the job's
+  own ``init`` / ``step`` / ``emit``) of the oracle's inputs of that window
+  minus those declared late for it. Counting an input also declared late, or
+  neither counting nor declaring it, is such a mismatch; when the output has
+  the id checksum ``h``, a single wrong id is named. A window every engine
+  must have closed (:meth:`Oracle.surely_closed`) with an input not declared
+  late, and no output, is *lost* (also counted here). Later windows may be
+  missing, but if present they must be right.
+- ``window_duplicate``: a window emitted more than once, or an input declared
+  late for the same window more than once.
+- ``definitely_late``: an input marked ``"dl": 1`` not declared late for every
+  window it belongs to. Only judged for windows that were closed by the inputs
+  sent before it (:meth:`Oracle.horizon_before`): at the very start of a load
+  an engine cannot know yet that the input is late.
+
+Outputs and late records no input explains are ``unexpected``
+(:func:`unexpected_in_windowed`). On jobs without windows these checkers pass
+with "not applicable".
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from harness.api.pipeline import CHECKSUM_MOD, id_checksum
+from harness.check.observed import Observed, Output, as_written
+from harness.check.oracle import Contribution, DefinitelyLate, Oracle, WindowId
+from harness.check.per_key import agrees
+from harness.check.result import MAX_EXAMPLES, NOT_WINDOW_JOB, CheckResult, Findings
+
+
+def _shown(window: WindowId) -> dict[str, Any]:
+    key, start, end = window
+    return {"key": key, "window": [start, end]}
+
+
+def declared_late(observed: Observed) -> dict[WindowId, set[Any]]:
+    """The ids declared late for each window, from the committed late records."""
+    declared: dict[WindowId, set[Any]] = defaultdict(set)
+    for record in observed.late_outputs:
+        window = record.window
+        if window is not None and record.id is not None:
+            declared[window].add(record.id)
+    return declared
+
+
+def emitted_windows(observed: Observed) -> dict[WindowId, list[Output]]:
+    """The committed window outputs grouped by window, each group in output-topic order."""
+    emitted: dict[WindowId, list[Output]] = defaultdict(list)
+    for out in observed.committed_outputs:
+        window = out.window
+        if window is not None:
+            emitted[window].append(out)
+    return emitted
+
+
+# -- window accounting --------------------------------------------------------------------------
+
+def check_window_accounting(oracle: Oracle, observed: Observed) -> CheckResult:
+    """An emitted window that does not equal the aggregate of its inputs minus those declared late for it,
+    or a window every engine must have closed, with inputs not declared late, that was never emitted.
+
+    When the drain timed out, outputs and late records may still have been on
+    their way: anything found is then ``unknown``.
+    """
+    findings = Findings("window_accounting")
+    if not oracle.windowed:
+        return findings.result(NOT_WINDOW_JOB)
+    declared = declared_late(observed)
+    emitted = emitted_windows(observed)
+    miscounted = _check_emitted(oracle, emitted, declared, findings)
+    lost = _check_lost(oracle, emitted, declared, findings)
+    detail = (f"{miscounted} windows miscounted, {lost} lost; windows ending (+ grace) by the horizon "
+              f"{oracle.horizon_ms} ms must be emitted")
+    if findings.count and not observed.drained:
+        return findings.inconclusive(f"the drain timed out; {detail}")
+    return findings.result(detail)
+
+
+def _check_emitted(oracle: Oracle, emitted: dict[WindowId, list[Output]], declared: dict[WindowId, set[Any]],
+                   findings: Findings) -> int:
+    miscounted = 0
+    for window, outputs in emitted.items():
+        contributions = oracle.windows.get(window)
+        if contributions is None:
+            continue  # no input falls in it: 'unexpected' reports it
+        late_ids = declared.get(window, set())
+        expected = [as_written(e) for e in oracle.window_output(window, _counted(contributions, late_ids))]
+        for out in outputs:
+            if not any(agrees(e, out.event) for e in expected):
+                miscounted += 1
+                findings.add(_mismatch(window, out, expected, contributions, late_ids, findings))
+    return miscounted
+
+
+def _counted(contributions: list[Contribution], late_ids: set[Any]) -> list[Contribution]:
+    """The window's inputs an engine must count: all but those it declared late for this window."""
+    return [c for c in contributions if c.id not in late_ids] if late_ids else contributions
+
+
+def _mismatch(window: WindowId, out: Output, expected: list[Any], contributions: list[Contribution],
+              late_ids: set[Any], findings: Findings) -> dict[str, Any]:
+    example: dict[str, Any] = {**_shown(window), **out.where(), "why": "miscounted",
+                               "expected": expected[0] if len(expected) == 1 else expected, "found": out.event}
+    if len(findings.examples) < MAX_EXAMPLES and len(expected) == 1:
+        example.update(suspicious_ids(expected[0], out.event, contributions, late_ids))
+    return example
+
+
+def suspicious_ids(expected: Any, found: Any, contributions: list[Contribution], late_ids: set[Any]) -> dict[str, Any]:
+    """Name the one input that explains a checksum difference, when one does (the window's ``h`` fields).
+
+    ``found h - expected h`` is one input's checksum: it was counted and should
+    not have been (declared late, or counted twice); the negative: it was
+    neither counted nor declared late. Empty when no single input explains it.
+    """
+    if not (isinstance(expected, dict) and isinstance(found, dict)):
+        return {}
+    expected_h, found_h = expected.get("h"), found.get("h")
+    if not (isinstance(expected_h, int) and isinstance(found_h, int)):
+        return {}
+    by_checksum = {id_checksum(c.id): c.id for c in contributions if isinstance(c.id, int)}
+    surplus = (found_h - expected_h) % CHECKSUM_MOD
+    if surplus in by_checksum:
+        extra = by_checksum[surplus]
+        why = "counted and declared late" if extra in late_ids else "counted twice"
+        return {"suspicious_id": extra, "suspicious_why": why}
+    missing = by_checksum.get((expected_h - found_h) % CHECKSUM_MOD)
+    if missing is not None:
+        return {"suspicious_id": missing, "suspicious_why": "neither counted nor declared late"}
+    return {}
+
+
+def _check_lost(oracle: Oracle, emitted: dict[WindowId, list[Output]], declared: dict[WindowId, set[Any]],
+                findings: Findings) -> int:
+    lost = 0
+    for window, contributions in oracle.windows.items():
+        if window in emitted or not oracle.surely_closed(window):
+            continue
+        counted = _counted(contributions, declared.get(window, set()))
+        if counted and oracle.window_output(window, counted):  # an operator after the window may drop it
+            lost += 1
+            findings.add({**_shown(window), "why": "lost: closed by the horizon, never emitted",
+                          "inputs_not_declared_late": len(counted),
+                          "ids": [c.id for c in counted[:MAX_EXAMPLES]]})
+    return lost
+
+
+# -- duplicates -----------------------------------------------------------------------------------
+
+def check_window_duplicate(oracle: Oracle, observed: Observed) -> CheckResult:
+    """A window emitted more than once, or an input declared late more than once for the same window."""
+    findings = Findings("window_duplicate")
+    if not oracle.windowed:
+        return findings.result(NOT_WINDOW_JOB)
+    emitted = emitted_windows(observed)
+    for window, outputs in emitted.items():
+        if len(outputs) > 1:
+            findings.add({**_shown(window), "why": "emitted more than once", "found": len(outputs),
+                          "at": [[o.partition, o.offset] for o in outputs[:MAX_EXAMPLES]]})
+    declarations = Counter((r.id, r.window) for r in observed.late_outputs if r.window is not None)
+    for (input_id, window), count in declarations.items():
+        if count > 1:
+            findings.add({"id": input_id, **_shown(window), "why": "declared late more than once", "found": count})
+    return findings.result()
+
+
+# -- definitely late ------------------------------------------------------------------------------
+
+def check_definitely_late(oracle: Oracle, observed: Observed) -> CheckResult:
+    """An input marked ``"dl": 1`` that is not declared late for every window it belongs to.
+
+    Counting it is also a ``window_accounting`` mismatch. A window is judged
+    only when the inputs sent before this one had closed it in every input
+    partition (see the module docstring); inputs without a send time ``st``
+    are judged for every window.
+    """
+    findings = Findings("definitely_late")
+    if not oracle.windowed:
+        return findings.result(NOT_WINDOW_JOB)
+    declared = {(r.id, r.window) for r in observed.late_outputs if r.window is not None}
+    not_judged = 0
+    for late in oracle.definitely_late:
+        required = _required_late(oracle, late)
+        not_judged += len(oracle.windows_of(late.key, late.contribution.ts)) - len(required)  # type: ignore[arg-type]
+        missing = [w for w in required if (late.id, w) not in declared]
+        if missing:
+            c = late.contribution
+            findings.add({"id": late.id, "key": late.key, "et": c.ts, "source_partition": c.partition,
+                          "source_offset": c.offset, "not_declared_late_for": [[w[1], w[2]] for w in missing]})
+    detail = f"{len(oracle.definitely_late)} definitely-late inputs"
+    if not_judged:
+        detail += f"; {not_judged} of their windows not judged (not yet closed when they were sent)"
+    if findings.count and not observed.drained:
+        return findings.inconclusive(f"the drain timed out; {detail}")
+    return findings.result(detail)
+
+
+def _required_late(oracle: Oracle, late: DefinitelyLate) -> list[WindowId]:
+    """The windows of a definitely-late input that were surely closed when it was sent."""
+    windows = oracle.windows_of(late.key, late.contribution.ts)  # type: ignore[arg-type]
+    if late.st is None:
+        return windows
+    horizon = oracle.horizon_before(late.st)
+    if horizon is None:
+        return []
+    return [w for w in windows if w[2] + oracle.grace_ms <= horizon]
+
+
+# -- unexpected -----------------------------------------------------------------------------------
+
+def unexpected_in_windowed(oracle: Oracle, observed: Observed, findings: Findings) -> None:
+    """Add to ``findings`` every output and late record of a windowed job that no input explains."""
+    for out in observed.committed_outputs:
+        why = _why_unexpected_output(oracle, out)
+        if why is not None:
+            findings.add({"topic": "output", **out.where(), "why": why, "found": out.event})
+    members = _WindowMembers(oracle)
+    for record in observed.late_outputs:
+        why = _why_unexpected_late(oracle, members, record)
+        if why is not None:
+            findings.add({"topic": "late", **record.where(), "id": record.id, "why": why, "found": record.event})
+
+
+def _why_unexpected_output(oracle: Oracle, out: Output) -> str | None:
+    if out.event is None:
+        return "the value is not a JSON object"
+    if out.window is None:
+        return "not a window output (it has no integer ws and we)"
+    if out.window not in oracle.windows:
+        return "no input falls in this window"
+    return None
+
+
+def _why_unexpected_late(oracle: Oracle, members: _WindowMembers, record: Output) -> str | None:
+    if record.event is None:
+        return "the value is not a JSON object"
+    if record.id not in oracle.inputs:
+        return "no input has this id"
+    if record.window is None:
+        return "it names no window (no integer ws and we)"
+    if record.id not in members.of(record.window):
+        key, start, end = record.window
+        return f"input {record.id!r} is not in window [{start}, {end}) of key {key!r}"
+    return None
+
+
+class _WindowMembers:
+    """The ids in each window, built only for the windows late records name."""
+
+    def __init__(self, oracle: Oracle) -> None:
+        self.oracle = oracle
+        self._ids: dict[WindowId, set[Any]] = {}
+
+    def of(self, window: WindowId) -> set[Any]:
+        found = self._ids.get(window)
+        if found is None:
+            found = self._ids[window] = {c.id for c in self.oracle.windows.get(window, ())}
+        return found
