@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +43,31 @@ def topic_factory(bootstrap: str) -> Iterator[Callable[..., str]]:
 
     yield make
     delete_topics(bootstrap, made)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINES = ["embedded", "cluster"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Each conformance test runs once on every engine (STYLE 7)."""
+    return request.param
+
+
+@pytest.fixture
+def run_streamgauge(bootstrap: str) -> Callable[..., tuple[subprocess.CompletedProcess, dict | None]]:
+    """Run `streamgauge run SCENARIO` on the session broker; returns the process and results.json."""
+
+    def run(out: Path, scenario: str, *sets: str, engine: str | None = None, timeout: float = 600):
+        args = [sys.executable, "-m", "harness.cli", "run", str(ROOT / "scenarios" / scenario), "--out", str(out)]
+        if engine:
+            args += ["--engine", engine]
+        for s in sets:
+            args += ["--set", s]
+        env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap}
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+        path = out / "results.json"
+        return proc, json.loads(path.read_text()) if path.exists() else None
+
+    return run

@@ -72,8 +72,9 @@ class Probe(threading.Thread):
         self.join(timeout=30)
 
     def seen_count(self) -> int:
+        """Outputs received so far (duplicates and windows included)."""
         with self._lock:
-            return len(self.ids_seen)
+            return len(self.receipt_us)
 
     def has_all(self, expected: set[int]) -> bool:
         with self._lock:

@@ -27,22 +27,6 @@ ROOT = Path(__file__).resolve().parents[3]
 TWO_KILLS = "faults=[{at: 6s, kill: {pick: random, restart_after: 3s}}, {at: 15s, kill: {pick: random, restart_after: 3s}}]"
 
 
-ENGINES = ["embedded", "cluster"]
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
-
-
-def run_cli(bootstrap: str, out: Path, scenario: str, *sets: str, engine: str = "embedded", timeout: float = 420):
-    args = [*CLI, "run", str(ROOT / "scenarios" / scenario), "--engine", engine, "--out", str(out)]
-    for s in sets:
-        args += ["--set", s]
-    env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap}
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
-    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
-    return proc, results
 
 
 def _no_leftovers(bootstrap: str, out: Path, log: str) -> None:
@@ -56,8 +40,8 @@ def _no_leftovers(bootstrap: str, out: Path, log: str) -> None:
 
 
 @pytest.mark.parametrize("job", ["running_sum", "running_sum_rekeyed"])
-def test_kill_instance_eos_is_exactly_once(bootstrap, tmp_path, job, engine):
-    proc, results = run_cli(bootstrap, tmp_path, "kill-instance-eos.yaml",
+def test_kill_instance_eos_is_exactly_once(run_streamgauge, tmp_path, job, engine):
+    proc, results = run_streamgauge(tmp_path, "kill-instance-eos.yaml",
                             f"job=scenarios.jobs:{job}", "workload.rate=1500/s", "workload.duration=24s",
                             TWO_KILLS, "expect={correct: true}", engine=engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -76,8 +60,8 @@ def test_kill_instance_eos_is_exactly_once(bootstrap, tmp_path, job, engine):
         assert ck["alignment_ms_p50"] is not None
 
 
-def test_at_least_once_under_kills_shows_duplicates(bootstrap, tmp_path, engine):
-    proc, results = run_cli(bootstrap, tmp_path, "kill-instance-alos.yaml",
+def test_at_least_once_under_kills_shows_duplicates(run_streamgauge, tmp_path, engine):
+    proc, results = run_streamgauge(tmp_path, "kill-instance-alos.yaml",
                             "workload.rate=1500/s", "workload.duration=24s", TWO_KILLS, engine=engine)
     run = results["runs"][0]
     assert run["verdict"] == "fail"
@@ -87,8 +71,8 @@ def test_at_least_once_under_kills_shows_duplicates(bootstrap, tmp_path, engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the scenario expects exactly this failure
 
 
-def test_zombie_is_fenced_under_exactly_once(bootstrap, tmp_path, engine):
-    proc, results = run_cli(bootstrap, tmp_path, "zombie-eos.yaml", "workload.duration=36s",
+def test_zombie_is_fenced_under_exactly_once(run_streamgauge, tmp_path, engine):
+    proc, results = run_streamgauge(tmp_path, "zombie-eos.yaml", "workload.duration=36s",
                             "faults=[{at: 6s, pause: {pick: 1, for: 18s}}]", engine=engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = results["runs"][0]

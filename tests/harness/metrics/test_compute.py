@@ -1,0 +1,38 @@
+"""Metrics from the probe's stamps."""
+
+from __future__ import annotations
+
+from harness.metrics.compute import keeps_up, timeline, window_result_latency_ms
+
+
+def test_window_result_latency_is_receipt_minus_end_plus_grace():
+    receipt_us = [12_000_000, 13_500_000, 99_000_000]
+    window_end_ms = [10_000, 10_000, -1]  # the last output is no window
+    lat = window_result_latency_ms(receipt_us, window_end_ms, grace_ms=1000)
+    assert lat["count"] == 2
+    assert abs(lat["p50"] - 1000) < 5 and abs(lat["max"] - 2500) < 5
+
+
+def test_an_output_before_its_window_closed_counts_as_early():
+    lat = window_result_latency_ms([10_500_000], [10_000], grace_ms=1000)
+    assert lat["early"] == 1
+
+
+def test_stalled_partitions_show_in_the_seconds_they_stalled():
+    t0 = 1000.0
+    # two events scheduled in second 0; one is received at once, one 5 s later
+    st = [int(t0 * 1e6) + 100_000, int(t0 * 1e6) + 200_000]
+    receipt = [int(t0 * 1e6) + 150_000, int(t0 * 1e6) + 5_200_000]
+    tl = timeline(t0, 6, [2, 0, 0, 0, 0, 0], receipt, st)
+    assert tl.outputs[0] == 1 and tl.outputs[5] == 1
+    assert tl.p99_ms[0] >= 5000  # by schedule: second 0 holds the 5 s latency
+
+
+def test_keeps_up_fails_when_outputs_fall_behind_outside_recovery():
+    from harness.metrics.compute import Timeline
+
+    ok = Timeline(inputs=[100] * 20, outputs=[100] * 20, p99_ms=[50.0] * 20)
+    slow = Timeline(inputs=[100] * 20, outputs=[60] * 20, p99_ms=[50.0] * 20)
+    assert keeps_up(ok, [], 20)["keeps_up"] is True
+    assert keeps_up(slow, [], 20)["keeps_up"] is False
+    assert keeps_up(slow, [(0, 19)], 20)["keeps_up"] is None  # everything inside a recovery window
