@@ -439,10 +439,11 @@ class Disorder(_Model):
 
 
 class Late(_Model):
-    """Make a ``fraction`` of events late by ``delay`` (beyond any watermark bound)."""
+    """Make a ``fraction`` of events late by ``delay`` (beyond any watermark bound), from ``after`` into the load."""
 
     fraction: Fraction
     delay: Duration
+    after: Duration = 5.0
 
 
 class Lagging(_Model):

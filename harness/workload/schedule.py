@@ -96,7 +96,8 @@ class Schedule:
             at_us = self.scheduled_us(i)
             event = source.next(i, at_us)
             partition = self.partitions.of(event["k"]) if self.partitions is not None else None
-            yield Send(at_us, transforms.apply(event, partition), partition)
+            elapsed_ms = (at_us - self.scheduled_us(0)) // 1000
+            yield Send(at_us, transforms.apply(event, partition, elapsed_ms), partition)
 
 
 def _hold_idle(sends: Iterator[Send], idle: Idle, t0_us: int) -> Iterator[Send]:

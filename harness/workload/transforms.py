@@ -58,15 +58,22 @@ class Disorder:
 
 @dataclass(frozen=True)
 class Late:
-    """A ``fraction`` of events get ``et = scheduled - delay_ms`` and ``"dl": 1`` (definitely late)."""
+    """A ``fraction`` of events get ``et = scheduled - delay_ms`` and ``"dl": 1`` (definitely late).
+
+    Only events scheduled ``after_ms`` or more into the load: before every
+    engine has seen data (and, in the cluster model, watermarks from every
+    input), nothing is late by anyone's rule, however old.
+    """
 
     fraction: float
     delay_ms: int
+    after_ms: int = 5000
 
     @classmethod
     def of(cls, spec: Mapping[str, Any]) -> Late:
-        """From ``{fraction, delay}`` (seconds)."""
-        return cls(_fraction("late", spec["fraction"]), _non_negative("late.delay", _ms(spec["delay"])))
+        """From ``{fraction, delay, after}`` (seconds; ``after`` defaults to 5 s)."""
+        return cls(_fraction("late", spec["fraction"]), _non_negative("late.delay", _ms(spec["delay"])),
+                   _non_negative("late.after", _ms(spec.get("after", 5))))
 
 
 @dataclass(frozen=True)
@@ -141,12 +148,13 @@ class EventTimeTransforms:
         self._disorder_rng = stream(seed, "disorder")
         self._late_rng = stream(seed, "late")
 
-    def apply(self, event: Event, partition: int | None) -> Event:
-        """Transform ``event`` (its ``et`` scheduled, in ms) in place and return it."""
+    def apply(self, event: Event, partition: int | None, elapsed_ms: int | None = None) -> Event:
+        """Transform ``event`` (its ``et`` scheduled, in ms, ``elapsed_ms`` into the load) in place and return it."""
         scheduled_ms = event["et"]
         if self.disorder is not None:
             event["et"] -= self._disorder_delay(self.disorder)
-        if self.late is not None and self._late_rng.random() < self.late.fraction:
+        if (self.late is not None and self._late_rng.random() < self.late.fraction
+                and (elapsed_ms is None or elapsed_ms >= self.late.after_ms)):
             event["et"] = scheduled_ms - self.late.delay_ms
             event["dl"] = 1
         if self.lagging is not None and partition == self.lagging.partition:

@@ -97,7 +97,7 @@ def test_disorder_moves_about_the_fraction_back_by_at_most_max_delay(schedule_fa
 
 
 def test_late_marks_exactly_the_definitely_late_events(schedule_factory):
-    schedule = schedule_factory(late=Late(0.01, 60_000), disorder=Disorder(0.5, 2000))
+    schedule = schedule_factory(late=Late(0.01, 60_000, after_ms=0), disorder=Disorder(0.5, 2000))
 
     sends = list(schedule)
     late = [s for s in sends if s.event.get("dl") == 1]
@@ -179,3 +179,11 @@ def test_a_transform_that_names_a_partition_needs_the_partition_count(schedule_f
 def test_a_transform_that_names_a_missing_partition_is_refused(schedule_factory):
     with pytest.raises(ConfigError, match="below the topic's 4 partitions, found 4"):
         schedule_factory(lagging=Lagging(4, 100))
+
+
+def test_no_event_is_made_late_before_the_warm_up(schedule_factory):
+    schedule = schedule_factory(late=Late(0.05, 60_000, after_ms=2000))
+    first = schedule.scheduled_us(0)
+    late = [s for s in schedule if s.event.get("dl") == 1]
+    assert late, "some events after the warm-up are late"
+    assert all(s.at_us - first >= 2_000_000 for s in late)
