@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.api import DeploySpec, Guarantee, load_job
+from harness.api.deployment import WorkerProcesses, parse_engine_config
 from harness.errors import ConfigError, ProcessError
 from harness.kafka.client import create_topics
-from harness.proc import SUPERVISOR, ManagedProcess
+from harness.proc import SUPERVISOR
 
 from engines.cluster.graph import event_time_problems
 
@@ -47,13 +47,7 @@ class ClusterConfig(BaseModel):
 
 
 def parse_config(raw: dict[str, Any]) -> ClusterConfig:
-    try:
-        return ClusterConfig(**raw)
-    except ValidationError as e:
-        problems = "; ".join(f"engine_config.{'.'.join(map(str, err['loc']))}: {err['msg']} "
-                             f"(found {err.get('input')!r})" for err in e.errors())
-        msg = f"cluster engine: {problems}"
-        raise ConfigError(msg) from e
+    return parse_engine_config(ClusterConfig, raw, "cluster")
 
 
 def check_event_time(spec: DeploySpec) -> None:
@@ -83,10 +77,13 @@ class ClusterEngine:
         return ClusterDeployment(spec)
 
 
-class ClusterDeployment:
+class ClusterDeployment(WorkerProcesses):
     """A running cluster job: its JobManager and TaskManager processes."""
 
+    kind = "cluster"
+
     def __init__(self, spec: DeploySpec) -> None:
+        super().__init__()
         if spec.guarantee is Guarantee.at_most_once:
             msg = "cluster engine: at_most_once is not supported (it restores from checkpoints or not at all)"
             raise ConfigError(msg)
@@ -101,8 +98,6 @@ class ClusterDeployment:
                       config={"cleanup.policy": "compact"})
         self.checkpoint_dir = self.dir / "checkpoints"
         self.status_path = self.dir / "jobmanager.status.json"
-        self._procs: dict[str, ManagedProcess] = {}
-        self.restarts = 0
         self._start_jobmanager()
         port = self._wait_jm_port()
         self.jm_port = port
@@ -166,8 +161,6 @@ class ClusterDeployment:
             return "(no log)"
 
     # -- Deployment ------------------------------------------------------------------------------------
-    def processes(self) -> list[ManagedProcess]:
-        return list(self._procs.values())
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -182,16 +175,6 @@ class ClusterDeployment:
             time.sleep(0.1)
         msg = f"the cluster job did not reach RUNNING within {timeout_s:.0f} s (state {self._jm_status().get('state')})"
         raise ProcessError(msg)
-
-    def stop(self) -> None:
-        procs = list(self._procs.values())
-        for p in procs:
-            p.resume()
-            p.send(15)
-        for p in procs:
-            if not p.wait(20):
-                p.kill()
-            SUPERVISOR.forget(p)
 
     def status(self) -> dict[str, Any]:
         st = self._jm_status()
@@ -222,32 +205,9 @@ class ClusterDeployment:
                                 "restores": ck.get("restores", 0), "restored_from": ck.get("restored_from", []),
                                 "failures": ck.get("failures", [])}}
 
-    # -- capabilities: Killable, Pausable, Terminable ----------------------------------------------------
-    def _proc(self, name: str) -> ManagedProcess:
-        if name not in self._procs:
-            msg = f"no cluster process {name!r}; processes are {sorted(self._procs)}"
-            raise ConfigError(msg)
-        return self._procs[name]
-
-    def kill(self, name: str) -> None:
-        self._proc(name).kill()
-
-    def terminate(self, name: str) -> None:
-        self._proc(name).stop(grace_s=30)
-
-    def restart(self, name: str) -> None:
-        old = self._proc(name)
-        if old.alive():
-            old.stop(grace_s=30)
-        SUPERVISOR.forget(old)
-        self.restarts += 1
+    def _start_worker(self, name: str) -> None:
+        """Restart a TaskManager under the same name (the fault injector's heal after a kill)."""
         self._start_taskmanager(name)
-
-    def pause(self, name: str) -> None:
-        self._proc(name).pause()
-
-    def resume(self, name: str) -> None:
-        self._proc(name).resume()
 
 
 ENGINE = ClusterEngine()

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import ConsumerGroupState, TopicPartition
 
 from harness.api import Aggregate, DeploySpec, Pipeline, WindowAggregate, load_job
+from harness.api.deployment import WorkerProcesses
 from harness.errors import ConfigError, ProcessError
 from harness.kafka.client import admin, create_topics
 from harness.proc import SUPERVISOR, ManagedProcess
@@ -68,10 +69,13 @@ class EmbeddedEngine:
         return EmbeddedDeployment(spec)
 
 
-class EmbeddedDeployment:
+class EmbeddedDeployment(WorkerProcesses):
     """A running embedded job: its instance processes and internal topics."""
 
+    kind = "embedded"
+
     def __init__(self, spec: DeploySpec) -> None:
+        super().__init__()
         self.spec = spec
         self.config: EmbeddedConfig = parse_config(spec.config)
         if spec.parallelism < 1:
@@ -83,8 +87,6 @@ class EmbeddedDeployment:
         self.topics = dict(spec.topics)
         self.dir = spec.run_dir / "embedded"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._procs: dict[str, ManagedProcess] = {}
-        self.restarts = 0
         self._admin = admin(spec.bootstrap)  # one client: it must outlive its futures
         self._create_internal_topics()
         for i in range(spec.parallelism):
@@ -137,8 +139,6 @@ class EmbeddedDeployment:
         return proc
 
     # -- Deployment ------------------------------------------------------------------------
-    def processes(self) -> list[ManagedProcess]:
-        return list(self._procs.values())
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Ready when the group is stable with every instance as a member and all partitions assigned."""
@@ -168,16 +168,6 @@ class EmbeddedDeployment:
         ok = state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == want
         return ok, f"group {state}, {len(desc.members)}/{members} members, {assigned}/{want} partitions assigned"
 
-    def stop(self) -> None:
-        procs = list(self._procs.values())
-        for p in procs:
-            p.resume()
-            p.send(15)
-        for p in procs:
-            if not p.wait(30):
-                p.kill()
-            SUPERVISOR.forget(p)
-
     def status(self) -> dict[str, Any]:
         counters = self._instance_counters()
         return {"engine": "embedded", "application_id": self.app_id,
@@ -190,32 +180,10 @@ class EmbeddedDeployment:
                 "instances": len(self._procs), "restarts": self.restarts,
                 "internal_topics": sorted(t for k, t in self.topics.items() if k not in self.spec.topics)}
 
-    # -- capabilities: Killable, Pausable, Terminable, Lagging --------------------------------
-    def _proc(self, name: str) -> ManagedProcess:
-        if name not in self._procs:
-            msg = f"no embedded instance {name!r}; instances are {sorted(self._procs)}"
-            raise ConfigError(msg)
-        return self._procs[name]
-
-    def kill(self, name: str) -> None:
-        self._proc(name).kill()
-
-    def terminate(self, name: str) -> None:
-        self._proc(name).stop(grace_s=30)
-
-    def restart(self, name: str) -> None:
-        old = self._proc(name)
-        if old.alive():
-            old.stop(grace_s=30)
-        SUPERVISOR.forget(old)
-        self.restarts += 1
+    # -- capabilities: Killable, Pausable, Terminable (WorkerProcesses), Lagging --------------
+    def _start_worker(self, name: str) -> None:
+        """Restart an instance under the same name: same transactional id, so it fences its predecessor."""
         self._start(name)
-
-    def pause(self, name: str) -> None:
-        self._proc(name).pause()
-
-    def resume(self, name: str) -> None:
-        self._proc(name).resume()
 
     def lag(self) -> int | None:
         """Records of the input topic the group has not committed yet (None when unknown).

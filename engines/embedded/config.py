@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.api import Guarantee, Pipeline, WindowAggregate
+from harness.api.deployment import parse_engine_config
 from harness.errors import ConfigError
 
 
@@ -34,13 +35,7 @@ class EmbeddedConfig(BaseModel):
 
 
 def parse_config(raw: dict[str, Any]) -> EmbeddedConfig:
-    try:
-        return EmbeddedConfig(**raw)
-    except ValidationError as e:
-        problems = "; ".join(f"engine_config.{'.'.join(map(str, err['loc']))}: {err['msg']} "
-                             f"(found {err.get('input')!r})" for err in e.errors())
-        msg = f"embedded engine: {problems}"
-        raise ConfigError(msg) from e
+    return parse_engine_config(EmbeddedConfig, raw, "embedded")
 
 
 def late_topic_of(pipeline: Pipeline, topics: dict[str, str]) -> str | None:
