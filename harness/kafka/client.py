@@ -82,14 +82,19 @@ def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
              timeout_s: float = 60.0) -> list[Record]:
     """Every record of ``topic`` visible under ``isolation``, from the start to the current end.
 
-    Reads until each partition reports end-of-partition (for read_committed:
-    the last stable offset). Raises when that takes longer than ``timeout_s``.
+    The end is measured first (the last stable offset for read_committed, the
+    high watermark otherwise); a partition is done when the consumer reports
+    end-of-partition at or past it, so an early end-of-partition report (before
+    the first fetch caught up) cannot cut the read short. Raises when that
+    takes longer than ``timeout_s``.
     """
-    md = admin(bootstrap).list_topics(topic, timeout=10)
+    client = admin(bootstrap)
+    md = client.list_topics(topic, timeout=10)
     if topic not in md.topics or md.topics[topic].error is not None:
         msg = f"topic {topic} does not exist"
         raise ProcessError(msg)
     parts = sorted(md.topics[topic].partitions)
+    target = _end_offsets(client, topic, parts, isolation)
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"sg-reader-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "isolation.level": isolation,
@@ -109,7 +114,8 @@ def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(m.partition())
+                        if m.offset() >= target[m.partition()]:
+                            at_end.add(m.partition())
                         continue
                     raise KafkaException(err)
                 at_end.discard(m.partition())
@@ -117,6 +123,18 @@ def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
     finally:
         consumer.close()
     return out
+
+
+def _end_offsets(client: AdminClient, topic: str, parts: list[int], isolation: str,
+                 timeout_s: float = 15.0) -> dict[int, int]:
+    """partition -> end offset as ``isolation`` sees it (LSO for read_committed, else the high watermark)."""
+    from confluent_kafka import IsolationLevel
+    from confluent_kafka.admin import OffsetSpec
+
+    level = IsolationLevel.READ_COMMITTED if isolation == "read_committed" else IsolationLevel.READ_UNCOMMITTED
+    futures = client.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in parts},
+                                  isolation_level=level, request_timeout=timeout_s)
+    return {tp.partition: fut.result(timeout=timeout_s).offset for tp, fut in futures.items()}
 
 
 def stable_and_end_offsets(bootstrap: str, topics: list[str], timeout_s: float = 15.0) -> dict[str, dict[int, tuple[int, int]]]:
