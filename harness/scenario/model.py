@@ -142,22 +142,28 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _parse_with_unit(value: object, pattern: re.Pattern, units: Mapping[str, float], expected: str,
+                     ok: Callable[[float], bool]) -> float:
+    """A bare number, or ``<number><unit>`` matched by ``pattern`` and scaled by ``units`` (default unit "s")."""
+    if _is_number(value):
+        quantity = float(value)  # type: ignore[arg-type]
+    elif isinstance(value, str) and (m := pattern.match(value)):
+        quantity = float(m["num"]) * units[m["unit"] or "s"]
+    else:
+        msg = f"{value!r} is not {expected}"
+        raise ValueError(msg)
+    if not math.isfinite(quantity) or not ok(quantity):
+        msg = f"{value!r} is not {expected}"
+        raise ValueError(msg)
+    return quantity
+
+
 def parse_duration(value: object) -> float:
     """``"500ms"``, ``"2s"``, ``"1.5m"``, ``"1h"`` or a bare number of seconds -> float seconds (>= 0).
 
     Raises ValueError when the value is not such a duration.
     """
-    if _is_number(value):
-        seconds = float(value)  # type: ignore[arg-type]
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m["num"]) * _DURATION_UNITS[m["unit"] or "s"]
-    else:
-        msg = f"{value!r} is not {_DURATION_EXPECTED}"
-        raise ValueError(msg)
-    if not math.isfinite(seconds) or seconds < 0:
-        msg = f"{value!r} is not {_DURATION_EXPECTED}"
-        raise ValueError(msg)
-    return seconds
+    return _parse_with_unit(value, _DURATION_RE, _DURATION_UNITS, _DURATION_EXPECTED, lambda x: x >= 0)
 
 
 def parse_rate(value: object) -> float:
@@ -165,17 +171,7 @@ def parse_rate(value: object) -> float:
 
     Raises ValueError when the value is not a positive rate.
     """
-    if _is_number(value):
-        rate = float(value)  # type: ignore[arg-type]
-    elif isinstance(value, str) and (m := _RATE_RE.match(value)):
-        rate = float(m["num"]) * _RATE_UNITS[m["unit"] or "s"]
-    else:
-        msg = f"{value!r} is not {_RATE_EXPECTED}"
-        raise ValueError(msg)
-    if not math.isfinite(rate) or rate <= 0:
-        msg = f"{value!r} is not {_RATE_EXPECTED}"
-        raise ValueError(msg)
-    return rate
+    return _parse_with_unit(value, _RATE_RE, _RATE_UNITS, _RATE_EXPECTED, lambda x: x > 0)
 
 
 def format_seconds(seconds: float) -> str:
