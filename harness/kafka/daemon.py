@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,10 @@ def up(*, provider: str = "local", nodes: int = 1, bootstrap: str | None = None,
         kafka._own_workdir = True  # `down` removes the data of the cluster it stops
     kafka.preflight()
     print(f"starting {provider} Kafka ({nodes} node{'s' if nodes > 1 else ''})...", file=sys.stderr)
+    # One try covers start, the ready line and the foreground wait: a Ctrl-C that lands
+    # anywhere after the start began (even between printing the bootstrap and waiting)
+    # stops the brokers and forgets them. Only a detached cluster that started is left up.
+    keep_running = False
     try:
         bootstrap_servers = kafka.start()
         state = kafka.to_state() if isinstance(kafka, LocalKafka) else {
@@ -85,22 +90,29 @@ def up(*, provider: str = "local", nodes: int = 1, bootstrap: str | None = None,
         state["foreground_pid"] = os.getpid() if foreground else None
         if kafka.name != "docker":
             _write_state(state)
-    except BaseException:
-        kafka.stop()
-        raise
-    log(bootstrap_servers)
-    sys.stdout.flush()
-    if not foreground:
-        return 0
-    print("Kafka is up; Ctrl-C stops it", file=sys.stderr)
-    try:
+        log(bootstrap_servers)
+        sys.stdout.flush()
+        if not foreground:
+            keep_running = True
+            return 0
+        print("Kafka is up; Ctrl-C stops it", file=sys.stderr)
         while kafka.name != "local" or any(n.alive for n in kafka.nodes()):
             time.sleep(0.5)
         print("every Kafka node has exited", file=sys.stderr)
         return 1
     finally:
+        if not keep_running:
+            _stop_uninterrupted(kafka)
+
+
+def _stop_uninterrupted(kafka) -> None:
+    """Stop the brokers and clear the record; a second Ctrl-C does not cut this short."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         kafka.stop()
         _clear_state()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _clear_state() -> None:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psutil
 import pytest
 from confluent_kafka import Producer
 
@@ -119,6 +120,32 @@ def test_ctrl_c_on_foreground_up_stops_the_broker(tmp_path):
         assert proc.wait(60) in (0, 130)
         wait_until(lambda: _all_gone(procs), 30, "broker JVM still running after Ctrl-C")
         assert not (tmp_path / "home" / "kafka.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.kafka
+def test_ctrl_c_while_the_broker_starts_leaves_nothing(tmp_path):
+    """Ctrl-C before the broker is ready: its JVM is stopped, nothing is recorded, no data is kept."""
+    proc = subprocess.Popen([*CLI, "kafka", "up", "--foreground"], env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        harness = psutil.Process(proc.pid)
+
+        def jvms() -> list[psutil.Process]:
+            return [c for c in harness.children(recursive=True) if "java" in c.name()]
+
+        wait_until(lambda: jvms() or proc.poll() is not None, 120, "no broker JVM was started")
+        started = jvms()
+        assert started, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) in (1, 130)
+        wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started),
+                   30, "broker JVM still running after Ctrl-C during start")
+        assert proc.stdout.read() == ""  # never reported a bootstrap
+        assert not (tmp_path / "home" / "kafka.json").exists()
+        assert not any((tmp_path / "home" / "kafka").glob("*/*")), "the stopped cluster's data was kept"
     finally:
         if proc.poll() is None:
             proc.kill()
