@@ -54,6 +54,7 @@ def _kafka_classpath(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from harness.report import write_reports
     from harness.report.console import print_run_summary
     from harness.scenario.model import load_scenario
     from harness.scenario.registry import engine_names
@@ -65,9 +66,20 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
     results = run_scenario(scenario, RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics))
-    print_run_summary(results, out)
+    print_run_summary(results, out, reports=write_reports(results, out))
     ok = all(r["valid"] and r["expectations"]["met"] for r in results["runs"])
     return 0 if ok and results["runs"] else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import load_results, write_reports
+    from harness.report.console import print_run_summary
+
+    results, folder = load_results(Path(args.results))
+    out = Path(args.out) if args.out else folder
+    out.mkdir(parents=True, exist_ok=True)
+    print_run_summary(results, folder, reports=write_reports(results, out))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario value before validation, e.g. --set workload.duration=30s")
     run.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics afterwards")
     run.set_defaults(func=_run)
+
+    report = sub.add_parser("report", help="write summary.md and index.html for a results.json")
+    report.add_argument("results", help="a results.json, or the directory a run wrote it to")
+    report.add_argument("--out", help="where to write the reports (default: next to results.json)")
+    report.set_defaults(func=_report)
 
     kafka = sub.add_parser("kafka", help="start, stop and inspect the Kafka that scenarios run on")
     ksub = kafka.add_subparsers(dest="kafka_command", required=True)

@@ -14,6 +14,7 @@ class ExternalKafka(KafkaProvider):
 
     bootstrap: str
     timeout_s: float = 15.0
+    known_version: str | None = None  # when streamgauge started it (`kafka up`) and recorded its version
 
     name = "external"
 
@@ -44,3 +45,6 @@ class ExternalKafka(KafkaProvider):
 
     def nodes(self) -> list[NodeInfo]:
         return list(self._brokers)
+
+    def version(self) -> str:
+        return self.known_version or super().version()

@@ -46,10 +46,10 @@ from harness.metrics.compute import (
 from harness.metrics.probe import Probe
 from harness.workload.generator import workload_fields
 from harness.proc import SUPERVISOR, ManagedProcess
+from harness.report import SCHEMA
 from harness.scenario.model import Scenario
 from harness.scenario.registry import get_engine
 
-SCHEMA = "streamgauge.results/1"
 READY_TIMEOUT_S = 180.0
 
 
@@ -93,7 +93,7 @@ def provision_kafka(scenario: Scenario) -> KafkaProvider:
 
     running = daemon.current()
     if running is not None and len(running.nodes()) >= scenario.kafka.nodes:
-        return ExternalKafka(running.bootstrap_servers())
+        return ExternalKafka(running.bootstrap_servers(), known_version=running.version())
     return LocalKafka(nodes_count=scenario.kafka.nodes)
 
 

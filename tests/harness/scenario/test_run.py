@@ -53,6 +53,8 @@ def test_kill_instance_eos_is_exactly_once(run_streamgauge, tmp_path, job, engin
     assert all(f.get("healed_at_s") for f in run["faults"])
     assert run["engine_status"]["restarts"] == 2
     assert "pass" in proc.stdout and "results:" in proc.stdout
+    assert f"report: {tmp_path / 'index.html'}" in proc.stdout
+    assert "| pass |" in (tmp_path / "summary.md").read_text()
     if engine == "cluster":
         ck = run["engine_status"]["checkpoints"]
         assert ck["completed"] > 0 and ck["restores"] >= 2

@@ -1,0 +1,122 @@
+"""The report's plots (matplotlib, headless), as PNG bytes.
+
+Throughput and p99 latency timelines per run with the faults marked (a line
+where each struck, shaded until it healed), the latency percentile spectrum
+per engine, and recovery per fault per engine.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
+FAULT_COLOUR = "tab:red"
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _finish_bars(fig, ax, ylabel: str, title: str) -> bytes:
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _mark_faults(ax, faults: list[dict[str, Any]], label: bool) -> None:
+    for f in faults:
+        ax.axvline(f["at_s"], color=FAULT_COLOUR, linewidth=1)
+        healed = f.get("healed_at_s")
+        if healed is not None and healed > f["at_s"]:
+            ax.axvspan(f["at_s"], healed, color=FAULT_COLOUR, alpha=0.12)
+        if label:
+            ax.annotate(f"{f['kind']} {f['target']}", (f["at_s"], 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, -12), textcoords="offset points", fontsize=7, color=FAULT_COLOUR)
+
+
+def _title(run: dict[str, Any]) -> str:
+    return f"{run['engine']} ({run['guarantee']}): {run['verdict']}"
+
+
+def timelines(results: dict[str, Any]) -> bytes | None:
+    """Per run: events/s in and out, and p99 latency per second of schedule, with faults marked."""
+    runs = [r for r in results["runs"] if (r["metrics"].get("timeline") or {}).get("inputs")]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(len(runs), 2, figsize=(12, 2.8 * len(runs)), squeeze=False)
+    for (tp, lat), run in zip(axes, runs):
+        tl = run["metrics"]["timeline"]
+        seconds = range(len(tl["inputs"]))
+        tp.plot(seconds, tl["inputs"], label="inputs (scheduled)", color="tab:gray")
+        tp.plot(range(len(tl["outputs"])), tl["outputs"], label="outputs (received)", color="tab:blue")
+        tp.set_ylabel("events/s")
+        tp.set_title(f"throughput — {_title(run)}", fontsize=10)
+        tp.legend(fontsize=7, loc="lower right")
+        p99 = [v if v else float("nan") for v in tl["p99_ms"]]
+        lat.plot(range(len(p99)), p99, color="tab:purple")
+        if any(v == v and v > 0 for v in p99):  # NaN != NaN
+            lat.set_yscale("log")
+        lat.set_ylabel("p99 latency, ms")
+        lat.set_title(f"latency — {_title(run)}", fontsize=10)
+        for ax in (tp, lat):
+            ax.set_xlabel("seconds since the load started")
+            ax.grid(alpha=0.3)
+            _mark_faults(ax, run["faults"], label=ax is tp)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def latency_spectrum(results: dict[str, Any]) -> bytes | None:
+    """Event-time latency percentiles, one group of bars per run."""
+    runs = [r for r in results["runs"] if r["metrics"]["latency_ms"].get("p50") is not None]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(runs)
+    for i, run in enumerate(runs):
+        values = [run["metrics"]["latency_ms"].get(key) or 0 for key, _ in PERCENTILES]
+        ax.bar([x + i * width for x in range(len(PERCENTILES))], values, width, label=f"{run['engine']}")
+    ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(PERCENTILES))],
+                  [label for _, label in PERCENTILES])
+    if any(r["metrics"]["latency_ms"].get("max") for r in runs):
+        ax.set_yscale("log")
+    return _finish_bars(fig, ax, "event-time latency, ms", "latency percentiles")
+
+
+def recovery_bars(results: dict[str, Any]) -> bytes | None:
+    """Seconds to recover from each fault, per run; a fault never recovered from is drawn hatched at the load's end."""
+    runs = [r for r in results["runs"] if r["faults"]]
+    if not runs:
+        return None
+    n = max(len(r["metrics"]["recovery_s"]) for r in runs)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(runs)
+    load_s = float(results.get("scenario", {}).get("workload", {}).get("duration") or 0)
+    for i, run in enumerate(runs):
+        xs, values, never = [], [], []
+        for j, v in enumerate(run["metrics"]["recovery_s"]):
+            xs.append(j + i * width)
+            never.append(v is None)
+            values.append(v if v is not None else max(load_s - run["faults"][j]["at_s"], 0))
+        bars = ax.bar(xs, values, width, label=run["engine"])
+        for bar, unrecovered in zip(bars, never):
+            if unrecovered:
+                bar.set_hatch("//")
+    labels = []
+    for j in range(n):
+        f = next((r["faults"][j] for r in runs if j < len(r["faults"])), None)
+        labels.append(f"{f['kind']} at {f['at_s']:g}s" if f else f"fault {j + 1}")
+    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(n)], labels)
+    return _finish_bars(fig, ax, "recovery, s", "recovery per fault (hatched: not recovered before the load ended)")

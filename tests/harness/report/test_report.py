@@ -1,0 +1,154 @@
+"""Reports rendered from results.json: summary.md, index.html and `streamgauge report`."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.report import SCHEMA, write_reports
+from harness.report import html as html_report
+from harness.report import markdown
+from harness.report.console import print_run_summary
+
+CLI = [sys.executable, "-m", "harness.cli"]
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _run(engine: str, verdict: str = "pass", **extra) -> dict:
+    anomalies = {"lost": 0, "duplicate": 0, "inconsistent": 0, "order": 0, "aborted_read": 0}
+    run = {
+        "scenario": "kill", "engine": engine, "guarantee": "exactly_once", "valid": True, "invalid_reason": "",
+        "verdict": verdict, "anomalies": anomalies, "examples": {}, "inputs": 100, "outputs": 100,
+        "expectations": {"met": True, "unmet": []},
+        "faults": [{"at_s": 4.0, "kind": "kill", "target": f"{engine}-1", "healed_at_s": 6.0}],
+        "metrics": {"throughput_eps": 10.0, "output_eps": 10.0, "cpu_s": 1.5, "rss_mb": 80.0,
+                    "events_per_core_second": 66.7,
+                    "latency_ms": {"p50": 120.0, "p90": 300.0, "p99": 900.0, "p999": 1200.0, "max": 1500.0},
+                    "recovery_s": [2.0], "keeps_up": {"keeps_up": True},
+                    "timeline": {"inputs": [10] * 10, "outputs": [10, 10, 10, 10, 0, 0, 30, 10, 10, 10],
+                                 "p99_ms": [100] * 4 + [2000, 1500, 300] + [100] * 3}},
+        "engine_status": {"config": {"commit_interval_ms": 100}, "fenced": 1, "rejoins": 2},
+    }
+    run.update(extra)
+    return run
+
+
+def _results(*runs: dict) -> dict:
+    return {"schema": SCHEMA, "started": "2026-11-26T10:00:00+0000", "git": "abc1234", "kafka": "4.1.1",
+            "scenario": {"name": "kill", "description": "Kill <one> & see", "job": "scenarios.jobs:running_sum",
+                         "guarantee": "exactly_once", "parallelism": 3, "partitions": 6,
+                         "workload": {"duration": 10.0}},
+            "runs": list(runs)}
+
+
+def _both() -> dict:
+    cluster = _run("cluster", verdict="fail", engine_status={
+        "config": {"checkpoint_interval_ms": 1000},
+        "checkpoints": {"completed": 9, "duration_ms_p50": 4.0, "duration_ms_p99": 9.0,
+                        "alignment_ms_p50": 1.0, "alignment_ms_p99": 3.0, "restores": 1}})
+    cluster["anomalies"]["duplicate"] = 7
+    cluster["examples"] = {"duplicate": [{"id": 42, "times": 2}]}
+    cluster["expectations"] = {"met": False, "unmet": ["correct: expected pass, got fail"]}
+    cluster["metrics"]["recovery_s"] = [None]
+    return _results(_run("embedded"), cluster)
+
+
+def test_summary_md_shows_verdicts_differences_and_examples():
+    md = markdown.render(_both())
+    rows = [ln for ln in md.splitlines() if ln.startswith("| embedded") or ln.startswith("| cluster")]
+    assert len(rows) == 2
+    assert "| fail |" in rows[1] and "| 7 |" in rows[1] and "NOT MET" in rows[1]
+    assert "- [cluster] expectation not met: correct: expected pass, got fail" in md
+    side = md[md.index("## Side by side"):]
+    assert "| output visibility | commit interval 100 ms | checkpoint interval 1000 ms |" in side
+    assert "| recovery per fault, s | 2 | never |" in side
+    assert "| global rollbacks | - | 1 |" in side
+    assert "| commits refused by fencing | 1 | - |" in side
+    assert "window result latency" not in side  # no run has it: the row says nothing and is left out
+    assert '**cluster**, duplicate: `{"id": 42, "times": 2}`' in md
+
+
+def test_index_html_is_self_contained_and_marks_verdicts():
+    page = html_report.render(_both())
+    assert page.count("<img ") == 3  # timelines, latency spectrum, recovery
+    assert not re.search(r'src="(?!data:image/png;base64,)', page), "the page must not load anything from outside"
+    assert "Kill &lt;one&gt; &amp; see" in page
+    assert re.search(r'class="[^"]*\bfail\b[^"]*"[^>]*>\s*fail', page)
+    assert re.search(r'class="[^"]*\bpass\b[^"]*"[^>]*>\s*pass', page)
+
+
+def test_a_run_that_never_finished_reports_so():
+    empty = _results()
+    assert "No run finished." in markdown.render(empty)
+    assert "No run finished." in html_report.render(empty)
+
+
+def test_invalid_runs_and_model_differences_are_notes():
+    results = _both()
+    results["runs"][0].update(valid=False, invalid_reason="the generator fell 3.00 s behind its schedule")
+    results["comparison"] = {"summary": "The models dropped different records as late: ..."}
+    md = markdown.render(results)
+    assert "| pass (INVALID) |" in md
+    assert "- [embedded] run invalid: the generator fell 3.00 s behind its schedule" in md
+    assert "- The models dropped different records as late" in md
+
+
+def test_plots_survive_missing_figures():
+    results = _both()
+    for r in results["runs"]:
+        r["faults"], r["metrics"]["recovery_s"] = [], []
+        r["metrics"]["timeline"] = {"inputs": [], "outputs": [], "p99_ms": []}
+    page = html_report.render(results)
+    assert page.count("<img ") == 1  # only the latency spectrum has data
+
+
+def test_console_keeps_engine_prefixes():
+    buf = io.StringIO()
+    print_run_summary(_both(), Path("/tmp/x"), console=Console(file=buf, width=200))
+    assert "[cluster] expectation not met" in buf.getvalue()
+
+
+def test_write_reports_next_to_results(tmp_path):
+    paths = write_reports(_both(), tmp_path)
+    assert [p.name for p in paths] == ["summary.md", "index.html"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _sg_report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "report", *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_report_command_rewrites_the_reports_of_a_results_dir(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(_both()))
+    r = _sg_report(str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "summary.md").exists() and (tmp_path / "index.html").exists()
+    assert f"report: {tmp_path / 'index.html'}" in r.stdout
+    other = tmp_path / "elsewhere"
+    r = _sg_report(str(tmp_path / "results.json"), "--out", str(other))
+    assert r.returncode == 0, r.stderr
+    assert (other / "summary.md").exists()
+
+
+def test_report_command_refuses_bad_input_naming_the_file(tmp_path):
+    missing = _sg_report(str(tmp_path / "nope"))
+    assert missing.returncode == 2 and f"{tmp_path / 'nope'}" in missing.stderr and "not found" in missing.stderr
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    r = _sg_report(str(garbage))
+    assert r.returncode == 2 and str(garbage) in r.stderr and "invalid JSON" in r.stderr
+    wrong = tmp_path / "wrong.json"
+    other = copy.deepcopy(_both())
+    other["schema"] = "something/9"
+    wrong.write_text(json.dumps(other))
+    r = _sg_report(str(wrong))
+    assert r.returncode == 2 and "schema" in r.stderr and "something/9" in r.stderr
+    assert "Traceback" not in missing.stderr + r.stderr
