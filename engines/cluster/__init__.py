@@ -64,6 +64,8 @@ class ClusterEngine:
     name = "cluster"
     capabilities = frozenset({"Killable", "Pausable", "Terminable"})
     roles = frozenset({"taskmanager", "jobmanager"})
+    # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
+    guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
 
     @staticmethod
     def unsupported(kind: str, role: str) -> str | None:

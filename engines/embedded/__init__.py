@@ -113,6 +113,7 @@ class EmbeddedDeployment(WorkerProcesses):
             "max_poll_interval_ms": self.config.max_poll_interval_ms,
             "transaction_timeout_ms": self.config.transaction_timeout_ms,
             "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
+            "linger_ms": self.config.linger_ms,
             "status_path": str(self._status_path(name)),
         }
         path.write_text(json.dumps(cfg, indent=2))

@@ -227,6 +227,7 @@ class InstanceConfig:
     transaction_timeout_ms: int
     group_protocol: str = "classic"
     poll_batch: int = 500
+    linger_ms: int = 100
     status_path: str = ""
 
     @classmethod
@@ -268,7 +269,7 @@ class Instance:
     # -- clients ----------------------------------------------------------------------
     def _producer(self) -> Producer:
         conf = {"bootstrap.servers": self.cfg.bootstrap, "acks": "all", "enable.idempotence": True,
-                "linger.ms": 5, "partitioner": "murmur2_random", "queue.buffering.max.messages": 200_000,
+                "linger.ms": self.cfg.linger_ms, "partitioner": "murmur2_random", "queue.buffering.max.messages": 200_000,
                 "client.id": f"{self.cfg.app_id}-{self.cfg.instance_id}", **QUIET}
         if self.eos:
             conf["transactional.id"] = f"{self.cfg.app_id}-{self.cfg.instance_id}"

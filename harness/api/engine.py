@@ -99,5 +99,7 @@ class Engine(Protocol):
     """A stream processor the harness can deploy jobs on."""
 
     name: str
+    # optional: ``guarantees`` (frozenset[Guarantee]) it offers, all of them when absent;
+    # ``capabilities`` and ``roles`` for the fault injector; ``unsupported(kind, role)``.
 
     def deploy(self, spec: DeploySpec) -> Deployment: ...

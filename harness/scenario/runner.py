@@ -27,10 +27,10 @@ from typing import Any
 import orjson
 import psutil
 
-from harness.api import DeploySpec, Lagging, WindowAggregate, load_job
+from harness.api import DeploySpec, Guarantee, Lagging, WindowAggregate, load_job
 from harness.check import Observed, overall, run_checks, summarize
 from harness.check.oracle import Oracle
-from harness.errors import ProcessError
+from harness.errors import CapabilityError, ProcessError
 from harness.faults import Fault, FaultInjector, check_supported
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
 from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
@@ -97,12 +97,23 @@ def provision_kafka(scenario: Scenario) -> KafkaProvider:
     return LocalKafka(nodes_count=scenario.kafka.nodes)
 
 
+def check_guarantee(guarantee: Guarantee, engine: Any) -> None:
+    """Refuse a guarantee the engine does not offer (``Engine.guarantees``; all of them when absent)."""
+    offered = getattr(engine, "guarantees", frozenset(Guarantee))
+    if guarantee not in offered:
+        others = ", ".join(g.value for g in Guarantee if g in offered)
+        msg = (f"guarantee: the {engine.name} engine does not offer {guarantee.value} (it offers {others}); "
+               f"run this scenario on another engine with --engine, or change its guarantee")
+        raise CapabilityError(msg)
+
+
 def run_scenario(scenario: Scenario, opts: RunOptions) -> dict[str, Any]:
     """Run ``scenario`` on each of its engines (or ``opts.engine``); write and return results.json's content."""
     engines = scenario.engine_list(opts.engine)
     faults = _faults(scenario)
-    for name in engines:  # refuse faults an engine cannot take before anything starts
+    for name in engines:  # refuse what an engine cannot do before anything starts
         engine = get_engine(name)
+        check_guarantee(scenario.guarantee, engine)
         check_supported(faults, engine.capabilities, engine.roles, name, getattr(engine, "unsupported", None))
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

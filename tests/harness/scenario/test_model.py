@@ -63,7 +63,7 @@ def problems_of(path: Path, overrides: list[str] = (), engines_known: set[str] |
 
 # -- shipped scenarios -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["kill-instance-eos", "kill-instance-alos", "zombie-eos"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
 def test_shipped_scenarios_load_cleanly(name):
     scenario = load_scenario(SCENARIOS / f"{name}.yaml", engines_known=KNOWN)
     assert scenario.name == name
