@@ -53,22 +53,46 @@ def _kafka_classpath(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _check_engine(name: str | None) -> None:
+    from harness.scenario.registry import engine_names
+
+    if name is not None and name not in engine_names():
+        msg = f"--engine {name!r}: unknown engine; installed engines: {', '.join(sorted(engine_names()))}"
+        raise ConfigError(msg)
+
+
+def _execute(plan: list, header: dict, args: argparse.Namespace, name: str) -> int:
+    """Run a plan, print its verdicts, write its reports; 0 when every run is valid and meets its expectations."""
     from harness.report import write_reports
     from harness.report.console import print_run_summary
-    from harness.scenario.model import load_scenario
-    from harness.scenario.registry import engine_names
-    from harness.scenario.runner import RunOptions, run_scenario
+    from harness.scenario.runner import RunOptions, run_plan
 
-    scenario = load_scenario(args.scenario, overrides=args.set or [], engines_known=engine_names())
-    if args.engine is not None and args.engine not in engine_names():
-        msg = f"--engine {args.engine!r}: unknown engine; installed engines: {', '.join(sorted(engine_names()))}"
-        raise ConfigError(msg)
-    out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
-    results = run_scenario(scenario, RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics))
+    out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    results = run_plan(plan, RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics), header)
     print_run_summary(results, out, reports=write_reports(results, out))
     ok = all(r["valid"] and r["expectations"]["met"] for r in results["runs"])
     return 0 if ok and results["runs"] else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.scenario.model import load_scenario
+    from harness.scenario.registry import engine_names
+    from harness.scenario.runner import Planned
+
+    scenario = load_scenario(args.scenario, overrides=args.set or [], engines_known=engine_names())
+    _check_engine(args.engine)
+    return _execute([Planned(scenario, scenario.engine_list(args.engine))], {"scenario": scenario.to_dict()},
+                    args, scenario.name)
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from harness.scenario.registry import engine_names
+    from harness.scenario.suite import load_suite
+
+    _check_engine(args.engine)
+    header, plan = load_suite(args.suite, overrides=args.set or [], engines_known=engine_names(),
+                              engine=args.engine)
+    return _execute(plan, header, args, f"suite-{header['suite']['name']}")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -86,14 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamgauge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a scenario on its engines; exit 0 when every expectation holds")
-    run.add_argument("scenario", help="scenario YAML file, e.g. scenarios/kill-instance-eos.yaml")
-    run.add_argument("--engine", help="run on this engine only (default: the scenario's engines)")
-    run.add_argument("--out", help="results directory (default: reports/runs/<time>-<scenario>)")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override a scenario value before validation, e.g. --set workload.duration=30s")
-    run.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics afterwards")
-    run.set_defaults(func=_run)
+    for name, target, example, scope, func in (
+            ("run", "scenario", "scenarios/kill-instance-eos.yaml", "the scenario", _run),
+            ("suite", "suite", "scenarios/suites/main.yaml", "every scenario", _suite)):
+        cmd = sub.add_parser(name, help=f"run a {target} on its engines; exit 0 when every expectation holds")
+        cmd.add_argument(target, help=f"{target} YAML file, e.g. {example}")
+        cmd.add_argument("--engine", help=f"run {scope} on this engine only (default: the scenario's engines)")
+        cmd.add_argument("--out", help="results directory (default: reports/runs/<time>-<name>)")
+        cmd.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help=f"override a value of {scope} before validation, e.g. --set workload.duration=30s")
+        cmd.add_argument("--keep-topics", action="store_true", help="do not delete the topics afterwards")
+        cmd.set_defaults(func=func)
 
     report = sub.add_parser("report", help="write summary.md and index.html for a results.json")
     report.add_argument("results", help="a results.json, or the directory a run wrote it to")

@@ -8,16 +8,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.summary import notes, verdict_rows
+from harness.report.summary import groups, notes, title, verdict_rows
 
-LEFT = ("engine", "guarantee", "verdict", "expect")
+LEFT = ("scenario", "engine", "guarantee", "verdict", "expect")
 
 
 def print_run_summary(results: dict[str, Any], out_dir: Path, console: Console | None = None,
                       reports: list[Path] = ()) -> None:
     console = console or Console(highlight=False, width=150)
-    table = Table(title=f"streamgauge — {results['scenario']['name']}", show_lines=False)
-    rows = verdict_rows(results)
+    table = Table(title=title(results), show_lines=False)
+    rows = verdict_rows(results, with_scenario=len(groups(results)) > 1)
     for col in (rows[0] if rows else ()):
         table.add_column(col, justify="left" if col in LEFT else "right")
     for row in rows:

@@ -47,7 +47,8 @@ def _mark_faults(ax, faults: list[dict[str, Any]], label: bool) -> None:
 
 
 def _title(run: dict[str, Any]) -> str:
-    return f"{run['engine']} ({run['guarantee']}): {run['verdict']}"
+    rep = f" #{run['repetition']}" if run.get("repetition", 1) > 1 else ""
+    return f"{run['engine']} ({run['guarantee']}){rep}: {run['verdict']}"
 
 
 def timelines(results: dict[str, Any]) -> bytes | None:

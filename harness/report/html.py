@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report import figures
-from harness.report.summary import examples, notes, side_by_side, verdict_rows
+from harness.report.summary import about, examples, groups, notes, side_by_side, title, verdict_rows, what_ran
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -33,43 +33,60 @@ def _verdict_class(cell: str) -> str:
     return next((v for v in ("pass", "fail", "unknown") if cell.startswith(v)), "")
 
 
-def _verdict_table(results: dict[str, Any]) -> str:
-    rows = verdict_rows(results)
+def _verdict_table(results: dict[str, Any], with_scenario: bool = False) -> str:
+    rows = verdict_rows(results, with_scenario)
     if not rows:
         return "<p>No run finished.</p>"
     frame = pd.DataFrame(rows)
     classes = pd.DataFrame("", index=frame.index, columns=frame.columns)
     classes["verdict"] = frame["verdict"].map(_verdict_class)
-    styled = frame.style.hide(axis="index").set_td_classes(classes)
-    return styled.to_html()
+    return frame.style.hide(axis="index").set_td_classes(classes).to_html()
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    return [f"<p class='note'>{html.escape(line)}</p>" for line in notes(results)]
+
+
+def _group(group: dict[str, Any], heading: str, level: int, full: bool, meta: str = "") -> list[str]:
+    """One scenario's section: tables, then its plots; ``full`` adds its verdict table and notes."""
+    scenario = group["scenario"]
+    h, sub = f"h{level}", f"h{level + 1}"
+    out = [f"<{h}>{html.escape(heading)}</{h}>"]
+    if scenario.get("description"):
+        out.append(f"<p>{html.escape(scenario['description'])}</p>")
+    out.append(f"<p>{html.escape(what_ran(scenario) + (f'; {meta}' if meta else ''))}</p>")
+    if full:
+        out += [_verdict_table(group), *_notes(group)]
+    if group["runs"]:
+        header, compared = side_by_side(group)
+        out += [f"<{sub}>Side by side</{sub}>", pd.DataFrame(compared, columns=header).to_html(index=False),
+                f"<{sub}>Timelines</{sub}>", _img(figures.timelines(group), "throughput and latency timelines"),
+                f"<{sub}>Latency and recovery</{sub}>", _img(figures.latency_spectrum(group), "latency percentiles"),
+                _img(figures.recovery_bars(group), "recovery per fault")]
+    return out
 
 
 def render(results: dict[str, Any]) -> str:
-    scenario = results["scenario"]
-    name = html.escape(scenario["name"])
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>streamgauge — {name}</title>"
-             f"<style>{STYLE}</style></head><body>", f"<h1>streamgauge — {name}</h1>"]
-    if scenario.get("description"):
-        parts.append(f"<p>{html.escape(scenario['description'])}</p>")
-    parts.append(f"<p>job <code>{html.escape(str(scenario.get('job')))}</code>, guarantee "
-                 f"{html.escape(str(scenario.get('guarantee')))}, parallelism {scenario.get('parallelism')}, "
-                 f"{scenario.get('partitions')} partitions; Kafka {html.escape(str(results.get('kafka')))}, "
-                 f"git {html.escape(str(results.get('git')))}, started {html.escape(str(results.get('started')))}</p>")
-    parts.append(_verdict_table(results))
-    parts += [f"<p class='note'>{html.escape(line)}</p>" for line in notes(results)]
-    if results["runs"]:
-        header, compared = side_by_side(results)
-        parts += ["<h2>Side by side</h2>",
-                  pd.DataFrame(compared, columns=header).to_html(index=False, escape=True)]
-        parts += ["<h2>Timelines</h2>", _img(figures.timelines(results), "throughput and latency timelines"),
-                  "<h2>Latency and recovery</h2>", _img(figures.latency_spectrum(results), "latency percentiles"),
-                  _img(figures.recovery_bars(results), "recovery per fault")]
+    parts = groups(results)
+    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title(results))}</title>"
+            f"<style>{STYLE}</style></head><body>"]
+    if len(parts) == 1 and "suite" not in results:
+        page += _group(parts[0], title(results), 1, full=True, meta=about(results))
+    else:
+        page.append(f"<h1>{html.escape(title(results))}</h1>")
+        suite = results.get("suite") or {}
+        if suite.get("description"):
+            page.append(f"<p>{html.escape(suite['description'])}</p>")
+        page += [f"<p>{html.escape(about(results))}</p>", _verdict_table(results, with_scenario=True),
+                 *_notes(results)]
+        for group in parts:
+            page += _group(group, group["scenario"]["name"], 2, full=False)
     found = examples(results)
     if found:
-        parts.append("<h2>Anomaly examples</h2><ul>")
-        parts += [f"<li><b>{html.escape(engine)}</b>, {html.escape(name)}: "
-                  + "; ".join(f"<code>{html.escape(json.dumps(e, default=str))}</code>" for e in items) + "</li>"
-                  for engine, name, items in found]
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(p for p in parts if p)
+        page.append("<h2>Anomaly examples</h2><ul>")
+        page += [f"<li><b>{html.escape(engine)}</b>, {html.escape(name)}: "
+                 + "; ".join(f"<code>{html.escape(json.dumps(e, default=str))}</code>" for e in items) + "</li>"
+                 for engine, name, items in found]
+        page.append("</ul>")
+    page.append("</body></html>")
+    return "\n".join(p for p in page if p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.report.summary import examples, notes, side_by_side, verdict_rows
+from harness.report.summary import about, examples, groups, notes, side_by_side, title, verdict_rows, what_ran
 
 
 def _cell(text: str) -> str:
@@ -24,26 +24,46 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(results: dict[str, Any]) -> str:
-    scenario = results["scenario"]
-    rows = verdict_rows(results)
-    out = [f"# streamgauge — {scenario['name']}", ""]
+def _verdicts(results: dict[str, Any], with_scenario: bool = False) -> list[str]:
+    rows = verdict_rows(results, with_scenario)
+    if not rows:
+        return ["No run finished.", ""]
+    return [table(list(rows[0]), [list(r.values()) for r in rows]), ""]
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    lines = [f"- {line}" for line in notes(results)]
+    return [*lines, ""] if lines else []
+
+
+def _group(group: dict[str, Any], heading: str, level: int, full: bool, meta: str = "") -> list[str]:
+    """One scenario's section; ``full`` adds its verdict table and notes (a suite lists those once, on top)."""
+    scenario = group["scenario"]
+    out = [f"{'#' * level} {heading}", ""]
     if scenario.get("description"):
         out += [scenario["description"].strip(), ""]
-    out += [f"job `{scenario.get('job')}`, guarantee {scenario.get('guarantee')}, "
-            f"parallelism {scenario.get('parallelism')}, {scenario.get('partitions')} partitions; "
-            f"Kafka {results.get('kafka')}, git {results.get('git')}, started {results.get('started')}", ""]
-    if rows:
-        out += [table(list(rows[0]), [list(r.values()) for r in rows]), ""]
-    else:
-        out += ["No run finished.", ""]
-    for line in notes(results):
-        out += [f"- {line}"]
-    if notes(results):
-        out.append("")
-    header, compared = side_by_side(results) if results["runs"] else ([], [])
+    out += [what_ran(scenario) + (f"; {meta}" if meta else ""), ""]
+    if full:
+        out += _verdicts(group) + _notes(group)
+    header, compared = side_by_side(group) if group["runs"] else ([], [])
     if compared:
-        out += ["## Side by side", "", table(header, compared), ""]
+        out += [f"{'#' * (level + 1)} Side by side", "", table(header, compared), ""]
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    parts = groups(results)
+    if len(parts) == 1 and "suite" not in results:
+        out = _group(parts[0], title(results), 1, full=True, meta=about(results))
+    else:
+        out = [f"# {title(results)}", ""]
+        suite = results.get("suite") or {}
+        if suite.get("description"):
+            out += [suite["description"].strip(), ""]
+        out += [about(results), ""]
+        out += _verdicts(results, with_scenario=True) + _notes(results)
+        for group in parts:
+            out += _group(group, group["scenario"]["name"], 2, full=False)
     found = examples(results)
     if found:
         out += ["## Anomaly examples", ""]

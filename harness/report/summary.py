@@ -23,15 +23,48 @@ def verdict_cell(run: dict[str, Any]) -> str:
     return run["verdict"] if run["valid"] else f"{run['verdict']} (INVALID)"
 
 
-def verdict_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+def groups(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs per scenario, each group shaped like a one-scenario results.json.
+
+    A group has ``scenario`` (its definition), ``runs`` and ``comparisons``;
+    results.json of one scenario gives one group, a suite's one per scenario.
+    """
+    scenarios = dict(results.get("scenarios") or {})
+    if not scenarios and "scenario" in results:
+        scenarios = {results["scenario"]["name"]: results["scenario"]}
+    for r in results["runs"]:
+        scenarios.setdefault(r["scenario"], {"name": r["scenario"]})
+    comparisons = list(results.get("comparisons") or ([results["comparison"]] if "comparison" in results else []))
+    out = []
+    for name, definition in scenarios.items():
+        out.append({"scenario": definition, "runs": [r for r in results["runs"] if r["scenario"] == name],
+                    "comparisons": [c for c in comparisons if c.get("scenario", name) == name]})
+    return out
+
+
+def repeated(runs: list[dict[str, Any]]) -> bool:
+    return any(r.get("repetition", 1) > 1 for r in runs)
+
+
+def run_label(run: dict[str, Any], with_rep: bool) -> str:
+    label = f"{run['engine']} ({run['guarantee']})"
+    return f"{label} #{run.get('repetition', 1)}" if with_rep else label
+
+
+def verdict_rows(results: dict[str, Any], with_scenario: bool = False) -> list[dict[str, str]]:
     """One row per run: what ran, the verdict, anomaly counts, volumes, latency, expectations."""
     rows = []
+    with_rep = repeated(results["runs"])
     for r in results["runs"]:
         a = r["anomalies"]
         m = r["metrics"]
         ku = (m.get("keeps_up") or {}).get("keeps_up")
-        rows.append({
-            "engine": r["engine"], "guarantee": r["guarantee"], "verdict": verdict_cell(r),
+        row = {"scenario": r["scenario"]} if with_scenario else {}
+        row["engine"] = r["engine"]
+        if with_rep:
+            row["rep"] = str(r.get("repetition", 1))
+        row.update({
+            "guarantee": r["guarantee"], "verdict": verdict_cell(r),
             "lost": str(a.get("lost", 0)), "dup": str(a.get("duplicate", 0)),
             "incons.": str(a.get("inconsistent", 0)), "order": str(a.get("order", 0)),
             "other": str(sum(v for k, v in a.items() if k not in MAIN_ANOMALIES)),
@@ -40,18 +73,43 @@ def verdict_rows(results: dict[str, Any]) -> list[dict[str, str]]:
             "keeps up": {True: "yes", False: "no", None: "?"}[ku],
             "expect": "met" if r["expectations"]["met"] else "NOT MET",
         })
+        rows.append(row)
     return rows
+
+
+def about(results: dict[str, Any]) -> str:
+    """Where and when: Kafka version, git revision, start time."""
+    return f"Kafka {results.get('kafka')}, git {results.get('git')}, started {results.get('started')}"
+
+
+def what_ran(scenario: dict[str, Any]) -> str:
+    return (f"job {scenario.get('job')}, guarantee {scenario.get('guarantee')}, "
+            f"parallelism {scenario.get('parallelism')}, {scenario.get('partitions')} partitions")
+
+
+def title(results: dict[str, Any]) -> str:
+    """The report's title: the suite's name, else the one scenario's."""
+    if "suite" in results:
+        return f"streamgauge — suite {results['suite']['name']}"
+    names = [g["scenario"]["name"] for g in groups(results)]
+    return f"streamgauge — {', '.join(names)}"
 
 
 def notes(results: dict[str, Any]) -> list[str]:
     """Lines a reader must not miss: invalid runs, unmet expectations, differences between the models."""
     out = []
+    many = len(groups(results)) > 1
     for r in results["runs"]:
+        who = f"{r['scenario']}, {r['engine']}" if many else r["engine"]
+        if repeated(results["runs"]):
+            who += f" #{r.get('repetition', 1)}"
         if not r["valid"]:
-            out.append(f"[{r['engine']}] run invalid: {r['invalid_reason']}")
-        out.extend(f"[{r['engine']}] expectation not met: {line}" for line in r["expectations"]["unmet"])
-    if "comparison" in results:
-        out.append(results["comparison"]["summary"])
+            out.append(f"[{who}] run invalid: {r['invalid_reason']}")
+        out.extend(f"[{who}] expectation not met: {line}" for line in r["expectations"]["unmet"])
+    comparisons = list(results.get("comparisons") or ([results["comparison"]] if "comparison" in results else []))
+    for c in comparisons:
+        prefix = f"[{c['scenario']}] " if many and c.get("scenario") else ""
+        out.append(prefix + c["summary"])
     return out
 
 
@@ -62,7 +120,7 @@ def _config(run: dict[str, Any], key: str) -> Any:
 def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """DESIGN §6 observables as rows (what) by columns (one per run), for the comparison table."""
     runs = results["runs"]
-    header = ["", *(f"{r['engine']} ({r['guarantee']})" for r in runs)]
+    header = ["", *(run_label(r, repeated(runs)) for r in runs)]
 
     def row(label: str, cell) -> list[str]:
         values = []

@@ -624,7 +624,7 @@ def _format_path(loc: Iterable[int | str]) -> str:
     return path
 
 
-def _show(value: object, limit: int = 80) -> str:
+def show(value: object, limit: int = 80) -> str:
     """A found value as the user would recognise it: strings quoted, YAML spellings for the rest."""
     if isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
@@ -737,7 +737,7 @@ def _problem_from_error(file: str, error: Mapping[str, Any]) -> Problem:
         parent = _annotation_at(loc[:-1])
         keys = _model_keys(parent[0]) if parent and _is_model(parent[0]) else []
         expected = "a known key (one of " + ", ".join(keys) + ")" if keys else "no key here"
-        return Problem(file, _format_path(loc), expected, f"unknown key {_show(str(loc[-1]))}")
+        return Problem(file, _format_path(loc), expected, f"unknown key {show(str(loc[-1]))}")
     path = ctx.get("path") or _format_path(loc)
     if kind in ("scenario_value", _FAULT_AFTER_END):
         expected = str(ctx["expected"])
@@ -749,9 +749,9 @@ def _problem_from_error(file: str, error: Mapping[str, Any]) -> Problem:
     elif "found" in ctx:
         found = str(ctx["found"])
     elif loc and loc[-1] == "[key]":
-        found = _show(loc[-2])
+        found = show(loc[-2])
     else:
-        found = _show(error.get("input"))
+        found = show(error.get("input"))
     return Problem(file, path, expected, found)
 
 
@@ -774,16 +774,16 @@ def _cross_problems(file: str, data: Mapping[str, Any], reported: set[str],
             load_job(job)
         except ConfigError as e:
             problems.append(Problem(file, "job", "a job that loads, like \"scenarios.jobs:running_sum\"",
-                                    f"{_show(job)} ({e})"))
+                                    f"{show(job)} ({e})"))
         except Exception as e:  # noqa: BLE001 - user code: any failure is a problem, not a traceback
             problems.append(Problem(file, "job", "a job that loads, like \"scenarios.jobs:running_sum\"",
-                                    f"{_show(job)} ({type(e).__name__}: {e})"))
+                                    f"{show(job)} ({type(e).__name__}: {e})"))
     engines = data.get("engines")
     if engines_known is not None and isinstance(engines, list):
         known = ", ".join(sorted(engines_known)) or "none is installed"
         for i, name in enumerate(engines):
             if isinstance(name, str) and name not in engines_known and f"engines[{i}]" not in reported:
-                problems.append(Problem(file, f"engines[{i}]", f"a known engine ({known})", _show(name)))
+                problems.append(Problem(file, f"engines[{i}]", f"a known engine ({known})", show(name)))
     workload = data.get("workload")
     duration = _try(parse_duration, workload.get("duration")) if isinstance(workload, Mapping) else None
     faults = data.get("faults")
@@ -792,7 +792,7 @@ def _cross_problems(file: str, data: Mapping[str, Any], reported: set[str],
             at = _try(parse_duration, fault.get("at")) if isinstance(fault, Mapping) else None
             if at is not None and at >= duration:
                 problems.append(Problem(file, f"faults[{i}].at", _fault_at_expected(duration),
-                                        _show(fault.get("at"))))
+                                        show(fault.get("at"))))
     return problems
 
 
@@ -850,17 +850,17 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str],
         key, sep, text = override.partition("=")
         key = key.strip()
         if not sep or not key:
-            problems.append(Problem(file, "--set", _OVERRIDE_EXPECTED, _show(override)))
+            problems.append(Problem(file, "--set", _OVERRIDE_EXPECTED, show(override)))
             continue
         parts = _parse_key(key)
         if parts is None or not isinstance(parts[0], str):
             problems.append(Problem(file, f"--set {key}", "a dotted key like workload.duration or faults[0].at",
-                                    _show(key)))
+                                    show(key)))
             continue
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as e:
-            problems.append(Problem(file, f"--set {key}", "a YAML value", f"{_show(text)} ({_yaml_reason(e)})"))
+            problems.append(Problem(file, f"--set {key}", "a YAML value", f"{show(text)} ({_yaml_reason(e)})"))
             continue
         problem = _set_path(result, parts, value)
         if problem:
@@ -876,7 +876,7 @@ def _set_path(root: dict[str, Any], parts: list[str | int], value: Any) -> tuple
         where = _format_path(parts[:depth]) or "the top level"
         if isinstance(part, int):
             if not isinstance(node, list):
-                return f"a list at {where}", _show(node)
+                return f"a list at {where}", show(node)
             if part >= len(node):
                 return f"an index below {len(node)} at {where}", str(part)
             if last:
@@ -885,7 +885,7 @@ def _set_path(root: dict[str, Any], parts: list[str | int], value: Any) -> tuple
             node = node[part]
         else:
             if not isinstance(node, dict):
-                return f"a mapping at {where}", _show(node)
+                return f"a mapping at {where}", show(node)
             if last:
                 node[part] = value
                 return None
@@ -919,22 +919,24 @@ def _yaml_reason(e: yaml.YAMLError) -> str:
     return reason
 
 
-def _read(path: Path, file: str) -> tuple[Any, list[Problem]]:
+def read_yaml_mapping(path: Path, file: str, what: str = "scenario",
+                      keys: str = "name, job, workload, ...") -> tuple[Any, list[Problem]]:
+    """The mapping in a YAML file, or the problems that keep it from being one (``what`` names the kind of file)."""
     if path.is_dir():
-        return None, [Problem(file, "", "a scenario file", "a directory")]
+        return None, [Problem(file, "", f"a {what} file", "a directory")]
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None, [Problem(file, "", "a scenario file", "no such file")]
+        return None, [Problem(file, "", f"a {what} file", "no such file")]
     except (OSError, UnicodeDecodeError) as e:
-        return None, [Problem(file, "", "a readable UTF-8 scenario file", f"{type(e).__name__}: {e}")]
+        return None, [Problem(file, "", f"a readable UTF-8 {what} file", f"{type(e).__name__}: {e}")]
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         return None, [Problem(file, "", "valid YAML", _yaml_reason(e))]
     if not isinstance(data, dict):
-        found = "an empty file" if data is None else _show(data)
-        return None, [Problem(file, "", "a mapping of scenario keys (name, job, workload, ...)", found)]
+        found = "an empty file" if data is None else show(data)
+        return None, [Problem(file, "", f"a mapping of {what} keys ({keys})", found)]
     return data, []
 
 
@@ -947,7 +949,7 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
     reference is imported and built (which must succeed); nothing is started.
     """
     file = str(path)
-    data, problems = _read(Path(path), file)
+    data, problems = read_yaml_mapping(Path(path), file)
     if data is None:
         raise ScenarioError(problems)
     data, problems = apply_overrides(data, overrides, file)

@@ -84,7 +84,7 @@ def _machine() -> dict[str, Any]:
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform()}
 
 
-def provision_kafka(scenario: Scenario) -> KafkaProvider:
+def provision_kafka(nodes: int) -> KafkaProvider:
     """$STREAMGAUGE_BOOTSTRAP, else the cluster of `streamgauge kafka up`, else a local one for this run."""
     bootstrap = os.environ.get("STREAMGAUGE_BOOTSTRAP")
     if bootstrap:
@@ -92,9 +92,9 @@ def provision_kafka(scenario: Scenario) -> KafkaProvider:
     from harness.kafka import daemon
 
     running = daemon.current()
-    if running is not None and len(running.nodes()) >= scenario.kafka.nodes:
+    if running is not None and len(running.nodes()) >= nodes:
         return ExternalKafka(running.bootstrap_servers(), known_version=running.version())
-    return LocalKafka(nodes_count=scenario.kafka.nodes)
+    return LocalKafka(nodes_count=nodes)
 
 
 def check_guarantee(guarantee: Guarantee, engine: Any) -> None:
@@ -107,32 +107,56 @@ def check_guarantee(guarantee: Guarantee, engine: Any) -> None:
         raise CapabilityError(msg)
 
 
-def run_scenario(scenario: Scenario, opts: RunOptions) -> dict[str, Any]:
-    """Run ``scenario`` on each of its engines (or ``opts.engine``); write and return results.json's content."""
-    engines = scenario.engine_list(opts.engine)
-    faults = _faults(scenario)
-    for name in engines:  # refuse what an engine cannot do before anything starts
-        engine = get_engine(name)
-        check_guarantee(scenario.guarantee, engine)
-        check_supported(faults, engine.capabilities, engine.roles, name, getattr(engine, "unsupported", None))
+@dataclass(frozen=True)
+class Planned:
+    """A scenario to run on some engines, some number of times."""
+
+    scenario: Scenario
+    engines: list[str]
+    repetitions: int = 1
+
+
+def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> dict[str, Any]:
+    """Run every planned scenario × engine × repetition on one Kafka; write and return results.json's content.
+
+    ``header`` goes into results.json as given (``scenario`` for one scenario,
+    ``suite`` for a suite). Whatever an engine cannot do is refused before
+    anything starts. results.json is rewritten after every run, so an
+    interrupted plan leaves the finished runs behind.
+    """
+    for item in plan:  # refuse what an engine cannot do before anything starts
+        faults = _faults(item.scenario)
+        for name in item.engines:
+            engine = get_engine(name)
+            check_guarantee(item.scenario.guarantee, engine)
+            check_supported(faults, engine.capabilities, engine.roles, name, getattr(engine, "unsupported", None))
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                               "git": _git_rev(), "machine": _machine(), "kafka": None,
-                               "scenario": scenario.to_dict(), "runs": []}
-    kafka = provision_kafka(scenario)
+                               "git": _git_rev(), "machine": _machine(), "kafka": None, **header,
+                               "scenarios": {item.scenario.name: item.scenario.to_dict() for item in plan},
+                               "runs": [], "comparisons": []}
+    nested = len(plan) > 1 or any(item.repetitions > 1 for item in plan)
+    kafka = provision_kafka(max(item.scenario.kafka.nodes for item in plan))
     opts.log(f"starting {kafka.name} Kafka...")
     with kafka:
         results["kafka"] = kafka.version()
         opts.log(f"Kafka {kafka.version()} at {kafka.bootstrap_servers()}")
-        late_by_engine: dict[str, set] = {}
-        for name in engines:
-            one = RunOne(scenario, name, kafka, opts, faults)
-            results["runs"].append(one.execute())
-            if one.window_op is not None:
-                late_by_engine[name] = one.late_ids
-            _write_results(opts.out_dir, results)
-    if len(late_by_engine) >= 2:
-        results["comparison"] = compare_late(late_by_engine)
+        for item in plan:
+            for rep in range(item.repetitions):
+                late_by_engine: dict[str, set] = {}
+                for name in item.engines:
+                    where = opts.out_dir / item.scenario.name / f"rep-{rep + 1}" if nested else opts.out_dir
+                    one = RunOne(item.scenario, name, kafka, opts, _faults(item.scenario), run_dir=where / name)
+                    results["runs"].append({**one.execute(), "repetition": rep + 1})
+                    if one.window_op is not None:
+                        late_by_engine[name] = one.late_ids
+                    _write_results(opts.out_dir, results)
+                if len(late_by_engine) >= 2:
+                    results["comparisons"].append({"scenario": item.scenario.name, "repetition": rep + 1,
+                                                   **compare_late(late_by_engine)})
+                    _write_results(opts.out_dir, results)
+    if len(plan) == 1 and len(results["comparisons"]) == 1:
+        results["comparison"] = results["comparisons"][0]
     _write_results(opts.out_dir, results)
     return results
 
@@ -200,7 +224,7 @@ class RunOne:
     """One scenario on one engine."""
 
     def __init__(self, scenario: Scenario, engine: str, kafka: KafkaProvider, opts: RunOptions,
-                 faults: list[Fault]) -> None:
+                 faults: list[Fault], run_dir: Path | None = None) -> None:
         self.s, self.engine_name, self.kafka, self.opts, self.faults = scenario, engine, kafka, opts, faults
         self.log = opts.log
         self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
@@ -209,7 +233,7 @@ class RunOne:
         self.topics = {"input": f"{self.prefix}input", "output": f"{self.prefix}output"}
         if self.pipeline.late_topic:
             self.topics["late"] = f"{self.prefix}{self.pipeline.late_topic}"
-        self.run_dir = opts.out_dir / f"{engine}"
+        self.run_dir = run_dir or opts.out_dir / engine
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap = kafka.bootstrap_servers()
         self.deployment = None
