@@ -68,7 +68,8 @@ def _execute(plan: list, header: dict, args: argparse.Namespace, name: str) -> i
     from harness.scenario.runner import RunOptions, run_plan
 
     out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    results = run_plan(plan, RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics), header)
+    opts = RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics, calibrate=args.calibrate)
+    results = run_plan(plan, opts, header)
     print_run_summary(results, out, reports=write_reports(results, out))
     ok = all(r["valid"] and r["expectations"]["met"] for r in results["runs"])
     return 0 if ok and results["runs"] else 1
@@ -93,6 +94,60 @@ def _suite(args: argparse.Namespace) -> int:
     header, plan = load_suite(args.suite, overrides=args.set or [], engines_known=engine_names(),
                               engine=args.engine)
     return _execute(plan, header, args, f"suite-{header['suite']['name']}")
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from harness.metrics.calibrate import calibrate
+    from harness.scenario.runner import provision_kafka
+
+    if args.seconds <= 0:
+        msg = f"--seconds {args.seconds:g}: expected a positive number of seconds per phase, like 3"
+        raise ConfigError(msg)
+    kafka = provision_kafka(1)
+    print(f"starting {kafka.name} Kafka...", file=sys.stderr)
+    with kafka:
+        ceiling = calibrate(kafka.bootstrap_servers(), seconds=args.seconds,
+                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"kafka": kafka.version(), **ceiling}))
+    else:
+        print(f"Kafka {kafka.version()}: produce {ceiling['produce_eps']:,.0f}/s, consume "
+              f"{ceiling['consume_eps']:,.0f}/s, transactional copy {ceiling['txn_copy_eps']:,.0f}/s")
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.gate import gate
+    from harness.report import load_results
+
+    if not 0 <= args.tolerance < 10:
+        msg = f"--tolerance {args.tolerance:g}: expected a fraction like 0.25 (25 % worse than the baseline)"
+        raise ConfigError(msg)
+    current, _ = load_results(Path(args.results))
+    baseline, _ = load_results(Path(args.baseline))
+    result = gate(current, baseline, args.tolerance)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0 if result.passed else 1
+    table = Table(title=f"streamgauge gate — tolerance {args.tolerance:.0%}")
+    for col in ("check", "scenario", "engine", "what", "baseline", "current", "change", "ok"):
+        table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left")
+    for f in result.findings:
+        table.add_row(f.check, f.scenario, f.engine, f.what, "" if f.baseline is None else f"{f.baseline:g}",
+                      "" if f.current is None else f"{f.current:g}",
+                      "" if f.change is None else f"{f.change:+.0%}", "ok" if f.ok else "FAIL")
+    console = Console(highlight=False, width=160)
+    console.print(table)
+    basis = (f"current figures scaled to the baseline's machine (speed {result.speed:g})" if result.speed
+             else "figures compared as measured: run both with --calibrate to normalise by the machine's ceiling")
+    console.print(basis, markup=False)
+    if not current["runs"]:
+        console.print("no run in the results: nothing to judge", markup=False)
+    console.print(f"gate: {'pass' if result.passed else 'FAIL'}", markup=False)
+    return 0 if result.passed else 1
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -120,7 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--set", action="append", metavar="KEY=VALUE",
                          help=f"override a value of {scope} before validation, e.g. --set workload.duration=30s")
         cmd.add_argument("--keep-topics", action="store_true", help="do not delete the topics afterwards")
+        cmd.add_argument("--calibrate", action="store_true",
+                         help="first measure the raw client ceiling on the same Kafka (about 15 s); "
+                              "results then carry it, and the gate normalises by it")
         cmd.set_defaults(func=func)
+
+    cal = sub.add_parser("calibrate", help="measure the raw Kafka client ceiling: produce, consume, "
+                                           "transactional copy (events/s)")
+    cal.add_argument("--seconds", type=float, default=3.0, help="how long each phase runs (default 3)")
+    cal.add_argument("--json", action="store_true", help="machine-readable output")
+    cal.set_defaults(func=_calibrate)
+
+    gate = sub.add_parser("gate", help="judge a results.json against a baseline; exit 0 pass, 1 fail")
+    gate.add_argument("results", help="a results.json, or the directory a run wrote it to")
+    gate.add_argument("--baseline", required=True, help="the baseline results.json, e.g. reports/baseline/main.json")
+    gate.add_argument("--tolerance", type=float, default=0.25,
+                      help="how much worse a performance median may be, as a fraction (default 0.25)")
+    gate.add_argument("--json", action="store_true", help="machine-readable output")
+    gate.set_defaults(func=_gate)
 
     report = sub.add_parser("report", help="write summary.md and index.html for a results.json")
     report.add_argument("results", help="a results.json, or the directory a run wrote it to")

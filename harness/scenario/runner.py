@@ -43,6 +43,7 @@ from harness.metrics.compute import (
     recovery_seconds,
     timeline,
 )
+from harness.metrics.calibrate import calibrate
 from harness.metrics.probe import Probe
 from harness.workload.generator import workload_fields
 from harness.proc import SUPERVISOR, ManagedProcess
@@ -58,6 +59,7 @@ class RunOptions:
     out_dir: Path
     engine: str | None = None
     keep_topics: bool = False
+    calibrate: bool = False  # measure the raw client ceiling first (results["ceiling"], metrics.ceiling_fraction)
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
@@ -141,13 +143,22 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
     with kafka:
         results["kafka"] = kafka.version()
         opts.log(f"Kafka {kafka.version()} at {kafka.bootstrap_servers()}")
+        if opts.calibrate:
+            results["ceiling"] = calibrate(kafka.bootstrap_servers(), replication=min(3, len(kafka.nodes()) or 1),
+                                           log=opts.log)
+            opts.log("ceiling: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in results["ceiling"].items()
+                                             if k.endswith("_eps")))
         for item in plan:
             for rep in range(item.repetitions):
                 late_by_engine: dict[str, set] = {}
                 for name in item.engines:
                     where = opts.out_dir / item.scenario.name / f"rep-{rep + 1}" if nested else opts.out_dir
                     one = RunOne(item.scenario, name, kafka, opts, _faults(item.scenario), run_dir=where / name)
-                    results["runs"].append({**one.execute(), "repetition": rep + 1})
+                    run = {**one.execute(), "repetition": rep + 1}
+                    if "ceiling" in results:
+                        run["metrics"]["ceiling_fraction"] = round(
+                            run["metrics"]["throughput_eps"] / results["ceiling"]["txn_copy_eps"], 4)
+                    results["runs"].append(run)
                     if one.window_op is not None:
                         late_by_engine[name] = one.late_ids
                     _write_results(opts.out_dir, results)

@@ -99,7 +99,7 @@ def test_a_suite_runs_every_scenario_engine_and_repetition_into_one_report(boots
                   f"  - {{scenario: ../kill-instance-eos.yaml, engines: [embedded], repetitions: 2, set: {{{quick}}}}}\n"
                   f"  - {{scenario: ../kill-instance-alos.yaml, engines: [cluster], set: {{{quick}}}}}\n")
     out = tmp_path / "out"
-    proc = subprocess.run([*CLI, "suite", str(path), "--out", str(out)], capture_output=True, text=True,
+    proc = subprocess.run([*CLI, "suite", str(path), "--out", str(out), "--calibrate"], capture_output=True, text=True,
                           timeout=600, cwd=ROOT, env={**os.environ, "STREAMGAUGE_BOOTSTRAP": bootstrap})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())
@@ -109,6 +109,8 @@ def test_a_suite_runs_every_scenario_engine_and_repetition_into_one_report(boots
         ("kill-instance-eos", "embedded", 1), ("kill-instance-eos", "embedded", 2),
         ("kill-instance-alos", "cluster", 1)]
     assert all(r["verdict"] == "pass" and r["outputs"] == r["inputs"] == 4000 for r in results["runs"])
+    assert results["ceiling"]["txn_copy_eps"] > 0  # --calibrate measured the machine first
+    assert all(0 < r["metrics"]["ceiling_fraction"] < 1 for r in results["runs"])
     for where in ("kill-instance-eos/rep-1/embedded", "kill-instance-eos/rep-2/embedded",
                   "kill-instance-alos/rep-1/cluster"):
         assert (out / where / "generator.log").exists(), where

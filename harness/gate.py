@@ -1,0 +1,138 @@
+"""The regression gate: a results.json against a committed baseline (DESIGN §11).
+
+Correctness fails outright: an invalid run, an `unknown` verdict, an unmet
+expectation, or a (scenario, engine) of the baseline that did not run.
+Performance compares medians over repetitions per (scenario, engine),
+normalised by the machine's ceiling (`--calibrate`) when both results carry
+one: a machine whose raw transactional copy is half as fast is allowed twice
+the latency and half the events per core-second. A metric regresses when it
+is worse than the baseline by more than the tolerance *and* by more than its
+absolute slack (milliseconds of noise are not a regression).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEFAULT_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    value: Callable[[dict[str, Any]], float | None]
+    higher_is_better: bool
+    slack: float  # an absolute difference below this is noise
+
+
+def _latency(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda run: run["metrics"]["latency_ms"].get(key)
+
+
+def _worst_recovery(run: dict[str, Any]) -> float | None:
+    values = run["metrics"].get("recovery_s") or []
+    if not values or any(v is None for v in values):
+        return None  # never recovered is judged by the scenario's expectations, not here
+    return max(values)
+
+
+METRICS = (
+    Metric("latency p50 ms", _latency("p50"), higher_is_better=False, slack=50.0),
+    Metric("latency p99 ms", _latency("p99"), higher_is_better=False, slack=100.0),
+    Metric("worst recovery s", _worst_recovery, higher_is_better=False, slack=1.0),
+    Metric("events per core-second", lambda run: run["metrics"].get("events_per_core_second"),
+           higher_is_better=True, slack=0.0),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # correctness | missing | performance
+    scenario: str
+    engine: str
+    what: str
+    ok: bool
+    baseline: float | None = None
+    current: float | None = None  # normalised to the baseline's machine
+    change: float | None = None   # relative, + is worse
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    tolerance: float
+    speed: float | None  # current ceiling / baseline ceiling; None: not normalised
+    findings: list[Finding]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "tolerance": self.tolerance, "speed": self.speed,
+                "findings": [asdict(f) for f in self.findings]}
+
+
+def _correctness(run: dict[str, Any]) -> list[Finding]:
+    who = (run["scenario"], run["engine"])
+    rep = f" (repetition {run.get('repetition', 1)})" if run.get("repetition", 1) > 1 else ""
+    out = []
+    if not run["valid"]:
+        out.append(Finding("correctness", *who, f"invalid run{rep}: {run.get('invalid_reason')}", ok=False))
+    if run["verdict"] == "unknown":
+        out.append(Finding("correctness", *who, f"verdict unknown{rep}: inconclusive checks", ok=False))
+    out += [Finding("correctness", *who, f"expectation not met{rep}: {line}", ok=False)
+            for line in run["expectations"]["unmet"]]
+    if not out:
+        out.append(Finding("correctness", *who, f"verdict {run['verdict']}{rep}, expectations met", ok=True))
+    return out
+
+
+def _by_target(results: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in results["runs"]:
+        out.setdefault((run["scenario"], run["engine"]), []).append(run)
+    return out
+
+
+def _median(runs: list[dict[str, Any]], metric: Metric) -> float | None:
+    values = [v for v in (metric.value(r) for r in runs if r["valid"]) if v is not None]
+    return statistics.median(values) if values else None
+
+
+def speed_factor(current: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+    """How much faster the current machine's raw transactional copy is than the baseline's (None: unknown)."""
+    cur = (current.get("ceiling") or {}).get("txn_copy_eps")
+    base = (baseline.get("ceiling") or {}).get("txn_copy_eps")
+    return cur / base if cur and base else None
+
+
+def _performance(target: tuple[str, str], cur_runs: list[dict[str, Any]], base_runs: list[dict[str, Any]],
+                 speed: float | None, tolerance: float) -> list[Finding]:
+    out = []
+    for metric in METRICS:
+        base, cur = _median(base_runs, metric), _median(cur_runs, metric)
+        if base is None or cur is None:
+            continue
+        if speed is not None:  # express the current figure on the baseline's machine
+            cur = cur / speed if metric.higher_is_better else cur * speed
+        worse_by = (base - cur) if metric.higher_is_better else (cur - base)
+        change = worse_by / base if base else 0.0
+        ok = not (change > tolerance and worse_by > metric.slack)
+        out.append(Finding("performance", *target, metric.name, ok, round(base, 3), round(cur, 3), round(change, 4)))
+    return out
+
+
+def gate(current: dict[str, Any], baseline: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> GateResult:
+    """Judge ``current`` against ``baseline``; see the module docstring for the rules."""
+    findings: list[Finding] = []
+    for run in current["runs"]:
+        findings += _correctness(run)
+    now, before = _by_target(current), _by_target(baseline)
+    findings += [Finding("missing", *target, "in the baseline but not run", ok=False)
+                 for target in before if target not in now]
+    speed = speed_factor(current, baseline)
+    for target, runs in now.items():
+        if target in before:
+            findings += _performance(target, runs, before[target], speed, tolerance)
+    passed = bool(current["runs"]) and all(f.ok for f in findings)
+    return GateResult(passed, tolerance, round(speed, 4) if speed is not None else None, findings)

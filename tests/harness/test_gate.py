@@ -1,0 +1,138 @@
+"""The regression gate: each rule fed a bad case fails, and a slower machine alone does not."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.gate import gate
+from harness.report import SCHEMA
+
+CLI = [sys.executable, "-m", "harness.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(engine: str, rep: int = 1, p99: float = 1000.0, epcs: float = 20000.0, **extra) -> dict:
+    run = {"scenario": "kill", "engine": engine, "repetition": rep, "valid": True, "invalid_reason": "",
+           "verdict": "pass", "expectations": {"met": True, "unmet": []},
+           "metrics": {"latency_ms": {"p50": 150.0, "p99": p99}, "recovery_s": [2.0, 3.0],
+                       "events_per_core_second": epcs}}
+    run.update(extra)
+    return run
+
+
+def _results(*runs: dict, ceiling: float | None = None) -> dict:
+    out = {"schema": SCHEMA, "runs": list(runs)}
+    if ceiling is not None:
+        out["ceiling"] = {"txn_copy_eps": ceiling}
+    return out
+
+
+BASE = _results(_run("embedded"), _run("embedded", rep=2), _run("cluster"), ceiling=100_000)
+
+
+def _failed(result) -> list[str]:
+    return [f"{f.check}:{f.engine}:{f.what}" for f in result.findings if not f.ok]
+
+
+def test_the_same_results_pass():
+    result = gate(copy.deepcopy(BASE), BASE)
+    assert result.passed and _failed(result) == [] and result.speed == 1.0
+
+
+def test_an_unmet_expectation_fails_outright():
+    cur = copy.deepcopy(BASE)
+    cur["runs"][2]["verdict"] = "fail"
+    cur["runs"][2]["expectations"] = {"met": False, "unmet": ["correct: expected pass, got fail"]}
+    result = gate(cur, BASE)
+    assert not result.passed
+    assert _failed(result) == ["correctness:cluster:expectation not met: correct: expected pass, got fail"]
+
+
+def test_an_expected_failure_is_not_a_correctness_failure():
+    cur = copy.deepcopy(BASE)
+    cur["runs"][0]["verdict"] = "fail"  # the negative control: the scenario expects it
+    assert gate(cur, BASE).passed
+
+
+def test_unknown_and_invalid_fail_whatever_the_expectations_say():
+    cur = copy.deepcopy(BASE)
+    cur["runs"][0]["verdict"] = "unknown"
+    cur["runs"][2]["valid"] = False
+    cur["runs"][2]["invalid_reason"] = "the generator fell 3.00 s behind its schedule"
+    failed = _failed(gate(cur, BASE))
+    assert "correctness:embedded:verdict unknown: inconclusive checks" in failed
+    assert "correctness:cluster:invalid run: the generator fell 3.00 s behind its schedule" in failed
+
+
+def test_a_target_of_the_baseline_that_did_not_run_fails():
+    cur = _results(_run("embedded"), ceiling=100_000)
+    assert _failed(gate(cur, BASE)) == ["missing:cluster:in the baseline but not run"]
+
+
+def test_no_run_at_all_fails():
+    assert not gate(_results(ceiling=100_000), _results()).passed
+
+
+def test_a_latency_regression_fails_and_noise_does_not():
+    slower = _results(_run("embedded", p99=2600.0), _run("embedded", rep=2, p99=2400.0), _run("cluster"),
+                      ceiling=100_000)
+    assert _failed(gate(slower, BASE)) == ["performance:embedded:latency p99 ms"]
+    finding = next(f for f in gate(slower, BASE).findings if f.what == "latency p99 ms" and f.engine == "embedded")
+    assert (finding.baseline, finding.current, finding.change) == (1000.0, 2500.0, 1.5)  # medians
+    noisy = _results(_run("embedded", p99=1200.0), _run("embedded", rep=2, p99=1200.0), _run("cluster"),
+                     ceiling=100_000)
+    assert gate(noisy, BASE).passed  # 20 % < 25 %
+
+
+def test_small_absolute_changes_are_noise():
+    base = _results(_run("embedded", p99=40.0), ceiling=100_000)
+    cur = _results(_run("embedded", p99=80.0), ceiling=100_000)  # +100 %, but 40 ms
+    assert gate(cur, base).passed
+
+
+def test_a_throughput_regression_fails():
+    cur = _results(_run("embedded", epcs=9000.0), _run("embedded", rep=2, epcs=9000.0), _run("cluster"),
+                   ceiling=100_000)
+    assert _failed(gate(cur, BASE)) == ["performance:embedded:events per core-second"]
+
+
+def test_a_slower_machine_alone_does_not_fail_but_a_regression_on_it_does():
+    # half the ceiling: twice the latency and half the efficiency are what the machine explains
+    half = _results(_run("embedded", p99=2000.0, epcs=10000.0), _run("embedded", rep=2, p99=2000.0, epcs=10000.0),
+                    _run("cluster", p99=2000.0, epcs=10000.0), ceiling=50_000)
+    result = gate(half, BASE)
+    assert result.passed and result.speed == 0.5
+    worse = copy.deepcopy(half)
+    for r in worse["runs"][:2]:
+        r["metrics"]["latency_ms"]["p99"] = 4000.0
+    assert _failed(gate(worse, BASE)) == ["performance:embedded:latency p99 ms"]
+    # the same slower figures without ceilings are compared as measured, and fail
+    assert not gate(_results(*half["runs"]), _results(*BASE["runs"])).passed
+
+
+def _gate_cli(tmp_path: Path, current: dict, baseline: dict, *extra: str) -> subprocess.CompletedProcess:
+    (tmp_path / "cur.json").write_text(json.dumps(current))
+    (tmp_path / "base.json").write_text(json.dumps(baseline))
+    return subprocess.run([*CLI, "gate", str(tmp_path / "cur.json"), "--baseline", str(tmp_path / "base.json"),
+                           *extra], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_gate_command_exit_codes(tmp_path):
+    ok = _gate_cli(tmp_path, BASE, BASE)
+    assert ok.returncode == 0, ok.stderr
+    assert "gate: pass" in ok.stdout and "speed 1" in ok.stdout
+    bad = copy.deepcopy(BASE)
+    bad["runs"][0]["expectations"] = {"met": False, "unmet": ["lost: expected 0, got 3"]}
+    r = _gate_cli(tmp_path, bad, BASE, "--json")
+    assert r.returncode == 1
+    verdict = json.loads(r.stdout)
+    assert verdict["passed"] is False and any(not f["ok"] for f in verdict["findings"])
+    missing = subprocess.run([*CLI, "gate", str(tmp_path / "cur.json"), "--baseline", str(tmp_path / "none.json")],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert missing.returncode == 2 and "none.json" in missing.stderr and "not found" in missing.stderr
+    r = _gate_cli(tmp_path, BASE, BASE, "--tolerance", "-1")
+    assert r.returncode == 2 and "--tolerance" in r.stderr
