@@ -36,3 +36,27 @@ def test_keeps_up_fails_when_outputs_fall_behind_outside_recovery():
     assert keeps_up(ok, [], 20)["keeps_up"] is True
     assert keeps_up(slow, [], 20)["keeps_up"] is False
     assert keeps_up(slow, [(0, 19)], 20)["keeps_up"] is None  # everything inside a recovery window
+
+
+def test_keeps_up_is_not_fooled_by_commits_that_straddle_a_second():
+    from harness.metrics.compute import Timeline
+
+    # a sink committing once a second, sometimes a little late: 0 in one second, twice as much in the next
+    jitter = [100, 100, 100, 100, 0, 200, 100, 100, 0, 200, 100, 0, 200, 100, 100, 100, 0, 200, 100, 100]
+    assert keeps_up(Timeline(inputs=[100] * 20, outputs=jitter, p99_ms=[50.0] * 20), [], 20)["keeps_up"] is True
+    # the same pattern with a fifth less output is still falling behind
+    behind = [v * 7 // 10 for v in jitter]
+    assert keeps_up(Timeline(inputs=[100] * 20, outputs=behind, p99_ms=[50.0] * 20), [], 20)["keeps_up"] is False
+
+
+def test_keeps_up_only_checks_spans_wholly_outside_recovery():
+    from harness.metrics.compute import Timeline
+
+    # a recovery window and its catch-up; the spans that touch it are not judged
+    outputs = [100] * 8 + [0, 400] + [100] * 10
+    result = keeps_up(Timeline(inputs=[100] * 20, outputs=outputs, p99_ms=[50.0] * 20), [(8, 9)], 20)
+    assert result["keeps_up"] is True
+    assert result["seconds_checked"] == len([5, 12, 13, 14, 15, 16, 17])  # 5 s spans from second 3 to 19
+    slow_after = [100] * 8 + [0, 400] + [60] * 10
+    assert keeps_up(Timeline(inputs=[100] * 20, outputs=slow_after, p99_ms=[50.0] * 20), [(8, 9)], 20)[
+        "keeps_up"] is False
