@@ -15,10 +15,11 @@ class EmbeddedConfig(BaseModel):
     """Options of the embedded engine (Kafka Streams names in brackets).
 
     ``commit_interval_ms`` defaults like Kafka Streams: 100 ms under
-    exactly_once, 30 s otherwise. ``linger_ms`` is 100, the value Kafka
-    Streams sets for its producers instead of the client's default: outputs
-    wait up to that long in the producer before they are sent (a commit
-    flushes them sooner).
+    exactly_once, 30 s otherwise. ``linger_ms`` is the client's default, 5;
+    Kafka Streams sets 100 for its producers, but then a paused instance holds
+    that much unsent output in its producer, which expires with the
+    transaction timeout while it is paused: it fails on its own time-out
+    instead of meeting the fence, and the zombie scenario measures fencing.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,7 +31,7 @@ class EmbeddedConfig(BaseModel):
     transaction_timeout_ms: int = Field(10_000, ge=1_000)     # transaction.timeout.ms (EOS)
     group_protocol: str = Field("classic", pattern="^(classic|consumer)$")
     poll_batch: int = Field(500, ge=1)
-    linger_ms: int = Field(100, ge=0)                         # producer linger.ms (Kafka Streams' override)
+    linger_ms: int = Field(5, ge=0)                           # producer linger.ms
 
     def effective_commit_interval_ms(self, guarantee: Guarantee) -> int:
         if self.commit_interval_ms is not None:

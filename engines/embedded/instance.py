@@ -227,7 +227,7 @@ class InstanceConfig:
     transaction_timeout_ms: int
     group_protocol: str = "classic"
     poll_batch: int = 500
-    linger_ms: int = 100
+    linger_ms: int = 5
     status_path: str = ""
 
     @classmethod

@@ -17,6 +17,7 @@ from engines.cluster.sink import (
 )
 from harness.api import Guarantee
 from harness.kafka.client import Record, read_all
+from harness.proc import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -62,6 +63,26 @@ def read(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[
     return read_all(bootstrap, topic, isolation=isolation, timeout_s=30)
 
 
+def visible(bootstrap: str, topic: str, expected: list[bytes], isolation: str = "read_committed",
+            timeout_s: float = 30.0) -> list[bytes]:
+    """The values of ``topic`` once they are ``expected`` (in any order), else as last read after ``timeout_s``.
+
+    A commit returns before the transaction's markers are in the partitions;
+    on a loaded machine a read right after it can still stop short of them.
+    """
+    last: list[bytes] = []
+
+    def seen() -> bool:
+        last[:] = values(read(bootstrap, topic, isolation))
+        return sorted(last) == sorted(expected)
+
+    try:
+        wait_until(seen, timeout_s, "")
+    except TimeoutError:
+        pass
+    return last
+
+
 def values(records: list[Record]) -> list[bytes]:
     return [r.value for r in records]
 
@@ -79,6 +100,7 @@ def test_completed_epochs_are_committed_in_order_and_the_open_one_is_not(bootstr
     assert sink.notify_complete(1) == 3
     assert sink.notify_complete(2) == 3
 
+    assert visible(bootstrap, topics[0], first + second) == first + second
     committed = read(bootstrap, topics[0])
     assert values(committed) == first + second
     assert [(r.key, r.timestamp_ms) for r in committed[:3]] == [(None, 1000), (b"k1", 1001), (b"k2", 1002)]
@@ -99,7 +121,7 @@ def test_crash_before_commit_recommits_the_restored_epoch_once(bootstrap, topics
     restarted = sink_factory()
     assert restarted.open(SinkState.from_bytes(saved)) == 3
 
-    assert values(read(bootstrap, topics[0])) == first
+    assert visible(bootstrap, topics[0], first) == first
     assert read_markers(bootstrap, topics[1]) == {f"{SINK}-0": 1}
     assert restarted.last_committed == 1
 
@@ -115,8 +137,8 @@ def test_crash_after_commit_recommits_nothing(bootstrap, topics, sink_factory):
     restarted = sink_factory()
     assert restarted.open(state) == 0
 
-    assert values(read(bootstrap, topics[0])) == first
-    assert values(read(bootstrap, topics[0], "read_uncommitted")) == first
+    assert visible(bootstrap, topics[0], first) == first
+    assert visible(bootstrap, topics[0], first, "read_uncommitted") == first
     assert restarted.last_committed == 1
 
 
@@ -133,7 +155,7 @@ def test_restore_skips_committed_epochs_and_recommits_the_rest(bootstrap, topics
     restarted = sink_factory()
     assert restarted.open(state) == 3
 
-    assert values(read(bootstrap, topics[0])) == first + second
+    assert visible(bootstrap, topics[0], first + second) == first + second
     assert read_markers(bootstrap, topics[1]) == {f"{SINK}-0": 2}
 
 
@@ -148,12 +170,12 @@ def test_a_new_incarnation_fences_the_zombie(bootstrap, topics, sink_factory, re
     assert successor.open(state if restore else None) == (3 if restore else 0)
     with pytest.raises(SinkFencedError):
         zombie.notify_complete(1)
-    assert values(read(bootstrap, topics[0])) == (first if restore else [])
+    assert visible(bootstrap, topics[0], first if restore else []) == (first if restore else [])
 
     second = write_epoch(successor, 2, tag="new-")
     successor.snapshot(2)
     assert successor.notify_complete(2) == 3
-    assert values(read(bootstrap, topics[0])) == (first if restore else []) + second
+    assert visible(bootstrap, topics[0], (first if restore else []) + second) == (first if restore else []) + second
     zombie.close()  # a fenced sink still closes quietly
 
 
@@ -163,9 +185,9 @@ def test_at_least_once_writes_through_and_ignores_notifications(bootstrap, topic
     first = write_epoch(sink, 1)
 
     assert sink.snapshot(1) == SinkState(epochs=[])
-    assert values(read(bootstrap, topics[0])) == first  # flushed by the snapshot
+    assert visible(bootstrap, topics[0], first) == first  # flushed by the snapshot
     assert sink.notify_complete(1) == 0
-    assert values(read(bootstrap, topics[0])) == first
+    assert visible(bootstrap, topics[0], first) == first
     assert read_markers(bootstrap, topics[1]) == {}
     assert sink.last_committed is None
 
@@ -189,7 +211,7 @@ def test_subtask_markers_are_independent(bootstrap, topics, sink_factory):
     restarted = sink_factory(subtask=1)
     assert restarted.open(state) == 3  # subtask 0's marker 2 says nothing about subtask 1's epoch 2
 
-    assert sorted(values(read(bootstrap, topics[0]))) == sorted(expected + lost_notify)
+    assert sorted(visible(bootstrap, topics[0], expected + lost_notify)) == sorted(expected + lost_notify)
     assert read_markers(bootstrap, topics[1]) == {f"{SINK}-0": 2, f"{SINK}-1": 2}
 
 
