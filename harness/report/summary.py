@@ -23,6 +23,11 @@ def verdict_cell(run: dict[str, Any]) -> str:
     return run["verdict"] if run["valid"] else f"{run['verdict']} (INVALID)"
 
 
+def comparisons_of(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model comparisons of results.json (``comparisons``; older files have one ``comparison``)."""
+    return list(results.get("comparisons") or ([results["comparison"]] if "comparison" in results else []))
+
+
 def groups(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs per scenario, each group shaped like a one-scenario results.json.
 
@@ -34,7 +39,7 @@ def groups(results: dict[str, Any]) -> list[dict[str, Any]]:
         scenarios = {results["scenario"]["name"]: results["scenario"]}
     for r in results["runs"]:
         scenarios.setdefault(r["scenario"], {"name": r["scenario"]})
-    comparisons = list(results.get("comparisons") or ([results["comparison"]] if "comparison" in results else []))
+    comparisons = comparisons_of(results)
     out = []
     for name, definition in scenarios.items():
         out.append({"scenario": definition, "runs": [r for r in results["runs"] if r["scenario"] == name],
@@ -106,8 +111,7 @@ def notes(results: dict[str, Any]) -> list[str]:
         if not r["valid"]:
             out.append(f"[{who}] run invalid: {r['invalid_reason']}")
         out.extend(f"[{who}] expectation not met: {line}" for line in r["expectations"]["unmet"])
-    comparisons = list(results.get("comparisons") or ([results["comparison"]] if "comparison" in results else []))
-    for c in comparisons:
+    for c in comparisons_of(results):
         prefix = f"[{c['scenario']}] " if many and c.get("scenario") else ""
         out.append(prefix + c["summary"])
     return out
