@@ -28,12 +28,28 @@ def admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap, **QUIET})
 
 
+RUN_TOPIC_CONFIG = {"retention.ms": "-1"}
+"""Config of every topic streamgauge creates, unless the caller overrides it.
+
+Record timestamps are event times (DESIGN §3), which a scenario may put far in
+the past (late data, lagging partitions). With the broker's time retention a
+segment whose newest timestamp is older than ``retention.ms`` is deleted at
+the next retention pass (the first one runs 30 s after a broker starts), inputs
+and outputs alike: the oracle would lose ground truth and the checkers would
+report outputs lost. A run deletes its topics when it ends, so they never
+need time retention.
+"""
+
+
 def create_topics(bootstrap: str, topics: dict[str, int], *, replication: int = 1,
                   config: dict[str, str] | None = None, timeout_s: float = 30.0) -> None:
-    """Create ``{name: partitions}``; an existing topic is an error (every run has its own prefix)."""
+    """Create ``{name: partitions}`` with :data:`RUN_TOPIC_CONFIG` plus ``config``.
+
+    An existing topic is an error (every run has its own prefix).
+    """
     client = admin(bootstrap)  # must outlive the futures
     futures = client.create_topics(
-        [NewTopic(t, num_partitions=n, replication_factor=replication, config=dict(config or {}))
+        [NewTopic(t, num_partitions=n, replication_factor=replication, config={**RUN_TOPIC_CONFIG, **(config or {})})
          for t, n in topics.items()], operation_timeout=timeout_s, request_timeout=timeout_s)
     for name, fut in futures.items():
         try:

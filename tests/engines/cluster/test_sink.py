@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -49,11 +50,15 @@ def sink_factory(bootstrap: str, topics: tuple[str, str]) -> Iterator[Callable[.
         sink.close()
 
 
+T0 = int(time.time() * 1000)
+"""Record timestamps of the test records: ``T0 + 1000 * epoch + i``, in the present like a run's event times."""
+
+
 def write_epoch(sink: WriteAheadSink, epoch: int, n: int = 3, tag: str = "") -> list[bytes]:
     """Write ``n`` records tagged with their epoch; returns their values in order."""
     values = [f"{tag}e{epoch}-{i}".encode() for i in range(n)]
     for i, value in enumerate(values):
-        sink.write(f"k{i}" if i else None, value, 1_000 * epoch + i)
+        sink.write(f"k{i}" if i else None, value, T0 + 1_000 * epoch + i)
     return values
 
 
@@ -103,11 +108,11 @@ def test_completed_epochs_are_committed_in_order_and_the_open_one_is_not(bootstr
     assert visible(bootstrap, topics[0], first + second) == first + second
     committed = read(bootstrap, topics[0])
     assert values(committed) == first + second
-    assert [(r.key, r.timestamp_ms) for r in committed[:3]] == [(None, 1000), (b"k1", 1001), (b"k2", 1002)]
+    assert [(r.key, r.timestamp_ms) for r in committed[:3]] == [(None, T0 + 1000), (b"k1", T0 + 1001), (b"k2", T0 + 1002)]
     assert not set(third) & set(values(read(bootstrap, topics[0], "read_uncommitted")))
     assert read_markers(bootstrap, topics[1]) == {f"{SINK}-0": 2}
     assert sink.last_committed == 2
-    assert sink.snapshot(3).epochs[0].records[0] == (None, b"e3-0", 3000, topics[0])
+    assert sink.snapshot(3).epochs[0].records[0] == (None, b"e3-0", T0 + 3000, topics[0])
 
 
 def test_crash_before_commit_recommits_the_restored_epoch_once(bootstrap, topics, sink_factory):

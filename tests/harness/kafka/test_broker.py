@@ -8,7 +8,8 @@ import pytest
 from confluent_kafka import Producer
 
 from harness.kafka import LocalKafka
-from harness.kafka.client import create_topics, read_all
+from harness.kafka.client import admin, create_topics, read_all
+from harness.proc import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -104,3 +105,35 @@ def test_three_nodes_keep_acks_all_producing_with_one_broker_killed():
         assert failures == []
         got = read_all(bs, topic, isolation="read_committed")
         assert sorted(int(v) for v in _values(got)) == list(range(1000))
+
+
+def _log_start(bootstrap: str, topic: str) -> int:
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    client = admin(bootstrap)  # must outlive the future
+    futures = client.list_offsets({TopicPartition(topic, 0): OffsetSpec.earliest()})
+    return next(iter(futures.values())).result(timeout=15).offset
+
+
+def test_topics_we_create_keep_records_with_old_timestamps_through_retention():
+    """Record timestamps are event times: the broker's time retention must not delete a run's records.
+
+    The broker runs its retention pass every 200 ms; a control topic with the
+    broker's default retention (7 days) shows the pass ran and deleted its
+    1970-stamped records, while a topic made by ``create_topics`` keeps them.
+    """
+    quick = {"log.retention.check.interval.ms": "200", "log.initial.task.delay.ms": "0"}
+    with LocalKafka(nodes_count=1, broker_config=quick) as kafka:
+        bs = kafka.bootstrap_servers()
+        ours, control = "sg.test.retention.ours", "sg.test.retention.control"
+        create_topics(bs, {ours: 1})
+        create_topics(bs, {control: 1}, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+        p = Producer({"bootstrap.servers": bs, "log_level": 0})
+        for topic in (ours, control):
+            for i in range(3):
+                p.produce(topic, value=str(i).encode(), timestamp=1000 + i)
+        assert p.flush(30) == 0
+        wait_until(lambda: _log_start(bs, control) == 3, 60, "the retention pass deleting the control topic's records")
+        assert _log_start(bs, ours) == 0
+        assert _values(read_all(bs, ours, isolation="read_uncommitted")) == [b"0", b"1", b"2"]
