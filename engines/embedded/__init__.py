@@ -113,7 +113,7 @@ class EmbeddedDeployment(WorkerProcesses):
             "max_poll_interval_ms": self.config.max_poll_interval_ms,
             "transaction_timeout_ms": self.config.transaction_timeout_ms,
             "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
-            "linger_ms": self.config.linger_ms,
+            "linger_ms": self.config.linger_ms, "static_membership": self.config.static_membership,
             "status_path": str(self._status_path(name)),
         }
         path.write_text(json.dumps(cfg, indent=2))
@@ -174,6 +174,7 @@ class EmbeddedDeployment(WorkerProcesses):
         return {"engine": "embedded", "application_id": self.app_id,
                 "fenced": sum(c.get("fenced", 0) for c in counters.values()),
                 "rejoins": sum(c.get("rejoins", 0) for c in counters.values()),
+                "revocations": sum(c.get("revocations", 0) for c in counters.values()),
                 "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(),

@@ -20,6 +20,12 @@ class EmbeddedConfig(BaseModel):
     that much unsent output in its producer, which expires with the
     transaction timeout while it is paused: it fails on its own time-out
     instead of meeting the fence, and the zombie scenario measures fencing.
+
+    ``static_membership`` gives each instance a ``group.instance.id`` (its
+    name, KIP-345): an instance restarted within the session timeout takes
+    its partitions back without a rebalance, so the others never stop. The
+    price: an instance that leaves (stops, or dies for good) keeps its
+    partitions until its session times out.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,6 +38,7 @@ class EmbeddedConfig(BaseModel):
     group_protocol: str = Field("classic", pattern="^(classic|consumer)$")
     poll_batch: int = Field(500, ge=1)
     linger_ms: int = Field(5, ge=0)                           # producer linger.ms
+    static_membership: bool = False                           # group.instance.id per instance
 
     def effective_commit_interval_ms(self, guarantee: Guarantee) -> int:
         if self.commit_interval_ms is not None:

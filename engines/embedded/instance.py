@@ -228,6 +228,7 @@ class InstanceConfig:
     group_protocol: str = "classic"
     poll_batch: int = 500
     linger_ms: int = 5
+    static_membership: bool = False
     status_path: str = ""
 
     @classmethod
@@ -259,6 +260,8 @@ class Instance:
         self.last_commit = time.monotonic()
         self.commits = 0
         self.rejoins = 0
+        self.revocations = 0    # rebalances that took partitions away while processing (not at its own stop)
+        self.processed_any = False
         self.fenced = 0
         self.fenced_by: dict[str, int] = {"producer": 0, "generation": 0}
         self.last_rejoin_reason = ""
@@ -287,6 +290,8 @@ class Instance:
                 "isolation.level": "read_committed" if self.eos else "read_uncommitted",
                 "session.timeout.ms": self.cfg.session_timeout_ms,
                 "max.poll.interval.ms": self.cfg.max_poll_interval_ms, **QUIET}
+        if self.cfg.static_membership:  # a restart under the same name takes its partitions back, no rebalance
+            conf["group.instance.id"] = f"{self.cfg.app_id}-{self.cfg.instance_id}"
         if self.cfg.group_protocol == "consumer":
             conf["group.protocol"] = "consumer"
         else:
@@ -317,6 +322,8 @@ class Instance:
             self.in_callback_error = e
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.processed_any and not self.stopping and partitions:
+            self.revocations += 1
         try:
             if self.producer is not None:
                 self._commit(reason="revoke")
@@ -417,6 +424,7 @@ class Instance:
             else:
                 self._produce(self.cfg.topics[seg.output], k, event, timestamp)
         self.pending[(topic, partition)] = msg.offset() + 1
+        self.processed_any = True
 
     def _apply(self, op, task: Task, items: list[Item]) -> list[Item]:
         """Run (key, event, timestamp) items through one operator of the task's sub-topology."""
@@ -615,6 +623,7 @@ class Instance:
         except (OSError, ValueError):
             return
         self.commits, self.rejoins, self.fenced = old.get("commits", 0), old.get("rejoins", 0), old.get("fenced", 0)
+        self.revocations = old.get("revocations", 0)
         self.fenced_by.update(old.get("fenced_by", {}))
         self.last_rejoin_reason = old.get("last_rejoin_reason", "")
         self.windows_emitted, self.late_records = old.get("windows_emitted", 0), old.get("late_records", 0)
@@ -625,7 +634,8 @@ class Instance:
             return
         tmp = self.cfg.status_path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"commits": self.commits, "rejoins": self.rejoins, "fenced": self.fenced,
+            json.dump({"commits": self.commits, "rejoins": self.rejoins, "revocations": self.revocations,
+                       "fenced": self.fenced,
                        "fenced_by": self.fenced_by,
                        "last_rejoin_reason": self.last_rejoin_reason,
                        "windows_emitted": self.windows_emitted, "late_records": self.late_records}, f)

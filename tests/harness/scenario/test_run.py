@@ -55,11 +55,34 @@ def test_kill_instance_eos_is_exactly_once(run_streamgauge, tmp_path, job, engin
     assert "pass" in proc.stdout and "results:" in proc.stdout
     assert f"report: {tmp_path / 'index.html'}" in proc.stdout
     assert "| pass |" in (tmp_path / "summary.md").read_text()
+    if engine == "embedded":  # eager rebalancing: each kill stops every instance, the untouched ones too
+        assert all(c["revocations"] >= 1 for c in _untouched_counters(run).values())
     if engine == "cluster":
         ck = run["engine_status"]["checkpoints"]
         assert ck["completed"] > 0 and ck["restores"] >= 2
         assert ck["duration_ms_p50"] is not None and ck["duration_ms_p99"] is not None
         assert ck["alignment_ms_p50"] is not None
+
+
+def _untouched_counters(run: dict) -> dict[str, dict]:
+    """The counters of the embedded instances no fault was aimed at (two kills leave at least one of three)."""
+    hit = {f["target"] for f in run["faults"]}
+    untouched = {name: c for name, c in run["engine_status"]["instance_counters"].items() if name not in hit}
+    assert untouched, f"every instance was hit by a fault: {sorted(hit)}"
+    return untouched
+
+
+def test_static_membership_restarts_without_stopping_the_others(run_streamgauge, tmp_path):
+    """KIP-345: a killed instance restarted within its session timeout takes its partitions back, no rebalance."""
+    proc, results = run_streamgauge(tmp_path, "kill-instance-eos-static.yaml",
+                                    "workload.rate=1500/s", "workload.duration=24s", TWO_KILLS,
+                                    "expect={correct: true}", engine="embedded")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = results["runs"][0]
+    assert run["verdict"] == "pass" and run["outputs"] == run["inputs"] == 36000
+    assert run["engine_status"]["config"]["static_membership"] is True
+    assert run["engine_status"]["restarts"] == 2
+    assert all(c["revocations"] == 0 for c in _untouched_counters(run).values()), run["engine_status"]
 
 
 def test_at_least_once_under_kills_shows_duplicates(run_streamgauge, tmp_path, engine):
