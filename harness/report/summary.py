@@ -174,6 +174,7 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row("window result latency p99 ms", wrl("p99")),
         row("commits refused by fencing", counter("fenced")),
         row("rejoins", counter("rejoins")),
+        row("rebalance revocations while processing", counter("revocations")),
         row("checkpoints completed", ck("completed")),
         row("checkpoint duration p50 / p99 ms", lambda r: "{} / {}".format(
             _fmt_ms(r["engine_status"]["checkpoints"]["duration_ms_p50"]),

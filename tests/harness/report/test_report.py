@@ -34,7 +34,7 @@ def _run(engine: str, verdict: str = "pass", **extra) -> dict:
                     "recovery_s": [2.0], "keeps_up": {"keeps_up": True},
                     "timeline": {"inputs": [10] * 10, "outputs": [10, 10, 10, 10, 0, 0, 30, 10, 10, 10],
                                  "p99_ms": [100] * 4 + [2000, 1500, 300] + [100] * 3}},
-        "engine_status": {"config": {"commit_interval_ms": 100}, "fenced": 1, "rejoins": 2},
+        "engine_status": {"config": {"commit_interval_ms": 100}, "fenced": 1, "rejoins": 2, "revocations": 3},
     }
     run.update(extra)
     return run
@@ -71,6 +71,7 @@ def test_summary_md_shows_verdicts_differences_and_examples():
     assert "| recovery per fault, s | 2 | never |" in side
     assert "| global rollbacks | - | 1 |" in side
     assert "| commits refused by fencing | 1 | - |" in side
+    assert "| rebalance revocations while processing | 3 | - |" in side
     assert "window result latency" not in side  # no run has it: the row says nothing and is left out
     assert '**cluster**, duplicate: `{"id": 42, "times": 2}`' in md
 
