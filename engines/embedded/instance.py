@@ -53,6 +53,7 @@ from harness.api import Aggregate, Event, Guarantee, Pipeline, Segment, State, W
 from harness.api.pipeline import STATELESS, apply_stateless, late_record
 
 QUIET = {"log_level": 3}
+STATUS_EVERY_S = 1.0  # commits write the counters at most this often (a SIGKILLed instance writes none at exit)
 
 
 class Rejoin(Exception):
@@ -267,6 +268,7 @@ class Instance:
         self.last_rejoin_reason = ""
         self.windows_emitted = 0
         self.late_records = 0   # (event, window) pairs declared late, written to the late topic if there is one
+        self._status_written = 0.0  # time.monotonic() of the last status write
         self._load_status()  # a restarted instance carries on its predecessor's counters
 
     # -- clients ----------------------------------------------------------------------
@@ -517,6 +519,8 @@ class Instance:
         self.pending.clear()
         self.commits += 1
         self.last_commit = time.monotonic()
+        if self.last_commit - self._status_written >= STATUS_EVERY_S:
+            self._write_status()
 
     def _commit_before_processing(self, msgs) -> None:
         """at_most_once: offsets of a batch are committed before any of it is processed."""
@@ -629,9 +633,14 @@ class Instance:
         self.windows_emitted, self.late_records = old.get("windows_emitted", 0), old.get("late_records", 0)
 
     def _write_status(self) -> None:
-        """Counters for the deployer's status (how often this instance was fenced or rejoined)."""
+        """Counters for the deployer's status (how often this instance was fenced or rejoined).
+
+        Written on every rejoin, at stop, and by commits at most every
+        :data:`STATUS_EVERY_S`, so a killed instance's counters lag by about that much.
+        """
         if not self.cfg.status_path:
             return
+        self._status_written = time.monotonic()
         tmp = self.cfg.status_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"commits": self.commits, "rejoins": self.rejoins, "revocations": self.revocations,

@@ -7,6 +7,9 @@ transaction, and for a re-keyed windowed job.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from typing import Any
 
 import orjson
@@ -418,3 +421,21 @@ def test_a_windowed_job_without_a_late_topic_is_refused_by_the_deployer():
     assert late_topic_of(pipeline, {"late": "l"}) == "l"
     assert late_topic_of(load_job("scenarios.jobs:running_sum"), {"late": "l"}) is None
 
+
+
+def test_commits_write_the_counters_at_most_once_a_second(tmp_path):
+    """A SIGKILLed instance cannot write its counters on the way out, so commits write them as it runs."""
+    inst, _ = make_instance("scenarios.jobs:running_sum")
+    status = tmp_path / "instance-0.status.json"
+    inst.cfg = dataclasses.replace(inst.cfg, status_path=str(status))
+
+    def commits_written() -> int:
+        return json.loads(status.read_text())["commits"]
+
+    inst._commit()
+    assert commits_written() == 1
+    inst._commit()
+    assert commits_written() == 1  # within the second: not written again
+    inst._status_written -= instance_module.STATUS_EVERY_S
+    inst._commit()
+    assert commits_written() == 3
