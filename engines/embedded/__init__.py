@@ -172,10 +172,8 @@ class EmbeddedDeployment(WorkerProcesses):
     def status(self) -> dict[str, Any]:
         counters = self._instance_counters()
         return {"engine": "embedded", "application_id": self.app_id,
-                "fenced": sum(c.get("fenced", 0) for c in counters.values()),
-                "rejoins": sum(c.get("rejoins", 0) for c in counters.values()),
-                "revocations": sum(c.get("revocations", 0) for c in counters.values()),
-                "late_records": sum(c.get("late_records", 0) for c in counters.values()),
+                **{name: sum(c.get(name, 0) for c in counters.values())
+                   for name in ("fenced", "rejoins", "revocations", "late_records")},
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(),
                            "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee)},

@@ -53,6 +53,9 @@ from harness.api import Aggregate, Event, Guarantee, Pipeline, Segment, State, W
 from harness.api.pipeline import STATELESS, apply_stateless, late_record
 
 QUIET = {"log_level": 3}
+STATUS_FIELDS = ("commits", "rejoins", "revocations", "fenced", "fenced_by", "last_rejoin_reason",
+                 "windows_emitted", "late_records")
+"""The counters an instance writes to its status file, and a restarted one carries on from."""
 STATUS_EVERY_S = 1.0  # commits write the counters at most this often (a SIGKILLed instance writes none at exit)
 
 
@@ -626,11 +629,14 @@ class Instance:
                 old = json.load(f)
         except (OSError, ValueError):
             return
-        self.commits, self.rejoins, self.fenced = old.get("commits", 0), old.get("rejoins", 0), old.get("fenced", 0)
-        self.revocations = old.get("revocations", 0)
-        self.fenced_by.update(old.get("fenced_by", {}))
-        self.last_rejoin_reason = old.get("last_rejoin_reason", "")
-        self.windows_emitted, self.late_records = old.get("windows_emitted", 0), old.get("late_records", 0)
+        for name in STATUS_FIELDS:
+            if name not in old:
+                continue
+            current = getattr(self, name)
+            if isinstance(current, dict):
+                current.update(old[name])
+            else:
+                setattr(self, name, old[name])
 
     def _write_status(self) -> None:
         """Counters for the deployer's status (how often this instance was fenced or rejoined).
@@ -643,11 +649,7 @@ class Instance:
         self._status_written = time.monotonic()
         tmp = self.cfg.status_path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"commits": self.commits, "rejoins": self.rejoins, "revocations": self.revocations,
-                       "fenced": self.fenced,
-                       "fenced_by": self.fenced_by,
-                       "last_rejoin_reason": self.last_rejoin_reason,
-                       "windows_emitted": self.windows_emitted, "late_records": self.late_records}, f)
+            json.dump({name: getattr(self, name) for name in STATUS_FIELDS}, f)
         os.replace(tmp, self.cfg.status_path)
 
 

@@ -439,3 +439,19 @@ def test_commits_write_the_counters_at_most_once_a_second(tmp_path):
     inst._status_written -= instance_module.STATUS_EVERY_S
     inst._commit()
     assert commits_written() == 3
+
+
+def test_a_restarted_instance_carries_on_from_its_predecessors_counters(tmp_path):
+    first, _ = make_instance("scenarios.jobs:running_sum")
+    status = str(tmp_path / "instance-0.status.json")
+    first.cfg = dataclasses.replace(first.cfg, status_path=status)
+    first.commits, first.rejoins, first.revocations, first.fenced = 7, 2, 3, 1
+    first.fenced_by["generation"] = 1
+    first.last_rejoin_reason, first.windows_emitted, first.late_records = "partitions lost", 5, 4
+    first._write_status()
+
+    cfg = dataclasses.replace(first.cfg, status_path=status)
+    again = instance_module.Instance(cfg)
+    assert {name: getattr(again, name) for name in instance_module.STATUS_FIELDS} == {
+        "commits": 7, "rejoins": 2, "revocations": 3, "fenced": 1, "fenced_by": {"producer": 0, "generation": 1},
+        "last_rejoin_reason": "partitions lost", "windows_emitted": 5, "late_records": 4}
