@@ -53,12 +53,48 @@ def _kafka_classpath(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_engine(name: str | None) -> None:
-    from harness.scenario.registry import engine_names
+def _engines(args: argparse.Namespace) -> int:
+    from harness.scenario.registry import describe, engine_names
 
-    if name is not None and name not in engine_names():
-        msg = f"--engine {name!r}: unknown engine; installed engines: {', '.join(sorted(engine_names()))}"
-        raise ConfigError(msg)
+    infos = [describe(n) for n in sorted(engine_names())]
+    if args.json:
+        print(json.dumps(infos))
+        return 0
+    for info in infos:
+        print(f"{info['name']}: {'ready' if info['ready'] else 'NOT READY'}")
+        if "error" in info:
+            print(f"  {info['error']}")
+            continue
+        jobs = "any job of the Pipeline DSL" if info["jobs"] is None else ", ".join(info["jobs"])
+        print(f"  jobs: {jobs}")
+        print(f"  guarantees: {', '.join(info['guarantees'])}")
+        print(f"  faults: {', '.join(info['fault_kinds']) or 'none'} (roles: {', '.join(info['roles'])}; "
+              f"worker = {' or '.join(info['worker_roles'])})")
+        print(f"  options (engine_config.{info['name']}):")
+        for option, about in info["options"].items():
+            print(f"    {option}: {about}")
+        for p in info["prerequisites"]:
+            state = "ok" if p["met"] else "MISSING"
+            detail = f" ({p['detail']})" if p["detail"] else ""
+            fix = f"; fix: {p['fix']}" if not p["met"] and p["fix"] else ""
+            print(f"  needs {p['name']}: {state}{detail}{fix}")
+    return 0
+
+
+def _engines_setup(args: argparse.Namespace) -> int:
+    from harness.scenario.registry import engine_names, get_engine, parse_engine_list
+
+    for name in parse_engine_list(args.engine) or sorted(engine_names()):
+        engine = get_engine(name)
+        if all(p.met for p in engine.prerequisites()):
+            continue
+        print(f"setting up {name}...", file=sys.stderr)
+        engine.prepare(lambda msg, name=name: print(f"[{name}] {msg}", file=sys.stderr, flush=True))
+        missing = [p.name for p in engine.prerequisites() if not p.met]
+        if missing:
+            msg = f"{name}: still missing after set-up: {', '.join(missing)}"
+            raise ConfigError(msg)
+    return 0
 
 
 def _execute(plan: list, header: dict, args: argparse.Namespace, name: str) -> int:
@@ -77,22 +113,22 @@ def _execute(plan: list, header: dict, args: argparse.Namespace, name: str) -> i
 
 def _run(args: argparse.Namespace) -> int:
     from harness.scenario.model import load_scenario
-    from harness.scenario.registry import engine_names
+    from harness.scenario.registry import engine_names, parse_engine_list
     from harness.scenario.runner import Planned
 
+    chosen = parse_engine_list(args.engine)
     scenario = load_scenario(args.scenario, overrides=args.set or [], engines_known=engine_names())
-    _check_engine(args.engine)
-    return _execute([Planned(scenario, scenario.engine_list(args.engine))], {"scenario": scenario.to_dict()},
+    return _execute([Planned(scenario, scenario.engine_list(chosen))], {"scenario": scenario.to_dict()},
                     args, scenario.name)
 
 
 def _suite(args: argparse.Namespace) -> int:
-    from harness.scenario.registry import engine_names
+    from harness.scenario.registry import engine_names, parse_engine_list
     from harness.scenario.suite import load_suite
 
-    _check_engine(args.engine)
+    chosen = parse_engine_list(args.engine)
     header, plan = load_suite(args.suite, overrides=args.set or [], engines_known=engine_names(),
-                              engine=args.engine)
+                              engine=chosen)
     return _execute(plan, header, args, f"suite-{header['suite']['name']}")
 
 
@@ -170,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
             ("suite", "suite", "scenarios/suites/main.yaml", "every scenario", _suite)):
         cmd = sub.add_parser(name, help=f"run a {target} on its engines; exit 0 when every expectation holds")
         cmd.add_argument(target, help=f"{target} YAML file, e.g. {example}")
-        cmd.add_argument("--engine", help=f"run {scope} on this engine only (default: the scenario's engines)")
+        cmd.add_argument("--engine", help=f"run {scope} on these engines only, comma-separated, "
+                                          f"e.g. embedded,kafka-streams (default: the scenario's engines)")
         cmd.add_argument("--out", help="results directory (default: reports/runs/<time>-<name>)")
         cmd.add_argument("--set", action="append", metavar="KEY=VALUE",
                          help=f"override a value of {scope} before validation, e.g. --set workload.duration=30s")
@@ -198,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="a results.json, or the directory a run wrote it to")
     report.add_argument("--out", help="where to write the reports (default: next to results.json)")
     report.set_defaults(func=_report)
+
+    engines = sub.add_parser("engines", help="list the installed engines: jobs, guarantees, faults, options, "
+                                             "prerequisites")
+    engines.add_argument("--json", action="store_true", help="machine-readable output")
+    engines.set_defaults(func=_engines)
+    esub = engines.add_subparsers(dest="engines_command")
+    setup = esub.add_parser("setup", help="meet every engine's prerequisites (compile, resolve, create "
+                                          "environments; cached)")
+    setup.add_argument("--engine", help="only these engines, comma-separated")
+    setup.set_defaults(func=_engines_setup)
 
     kafka = sub.add_parser("kafka", help="start, stop and inspect the Kafka that scenarios run on")
     ksub = kafka.add_subparsers(dest="kafka_command", required=True)

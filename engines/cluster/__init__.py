@@ -13,18 +13,13 @@ to the pipeline's late side output, the deploy spec's
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.api import DeploySpec, Guarantee, load_job
-from harness.api.deployment import WorkerProcesses, parse_engine_config
-from harness.errors import ConfigError, ProcessError
-from harness.kafka.client import create_topics
-from harness.proc import SUPERVISOR
+from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest, load_job
+from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
+from harness.api.toolkit import ConfigError, create_topics
 
 from engines.cluster.graph import event_time_problems
 
@@ -34,20 +29,24 @@ class ClusterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    taskmanagers: int | None = Field(None, ge=1)              # default: the job's parallelism
-    slots_per_taskmanager: int = Field(2, ge=1)              # taskmanager.numberOfTaskSlots
-    checkpoint_interval_ms: int = Field(1000, ge=50)          # execution.checkpointing.interval
-    checkpoint_timeout_ms: int = Field(30_000, ge=1000)       # execution.checkpointing.timeout
-    heartbeat_interval_ms: int = Field(500, ge=50)            # heartbeat.interval
-    heartbeat_timeout_ms: int = Field(5000, ge=500)           # heartbeat.timeout
-    restart_delay_ms: int = Field(1000, ge=0)                 # restart-strategy.fixed-delay.delay
-    transaction_timeout_ms: int = Field(60_000, ge=1000)      # the sink producer's transaction.timeout.ms
-    idle_timeout_ms: int | None = Field(5000, ge=1)           # WatermarkStrategy.withIdleness; None: never idle
-    watermark_interval_ms: int = Field(200, ge=1)             # pipeline.auto-watermark-interval
-
+    taskmanagers: int | None = Field(None, ge=1, description="TaskManager processes; None: the job's parallelism")
+    slots_per_taskmanager: int = Field(2, ge=1, description="taskmanager.numberOfTaskSlots")
+    checkpoint_interval_ms: int = Field(1000, ge=50, description="execution.checkpointing.interval")
+    checkpoint_timeout_ms: int = Field(30_000, ge=1000, description="execution.checkpointing.timeout")
+    heartbeat_interval_ms: int = Field(500, ge=50, description="heartbeat.interval")
+    heartbeat_timeout_ms: int = Field(5000, ge=500, description="heartbeat.timeout")
+    restart_delay_ms: int = Field(1000, ge=0, description="restart-strategy.fixed-delay.delay")
+    transaction_timeout_ms: int = Field(60_000, ge=1000, description="the sink producer's transaction.timeout.ms")
+    idle_timeout_ms: int | None = Field(5000, ge=1, description="WatermarkStrategy.withIdleness; None: never idle")
+    watermark_interval_ms: int = Field(200, ge=1, description="pipeline.auto-watermark-interval")
 
 def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     return parse_engine_config(ClusterConfig, raw, "cluster")
+
+
+def logical_topics(pipeline_late_topic: str | None) -> dict[str, str]:
+    """The logical topics the runner gives a job (their real names do not matter for the pre-flight check)."""
+    return {"input": "input", "output": "output", **({"late": "late"} if pipeline_late_topic else {})}
 
 
 def check_event_time(spec: DeploySpec) -> None:
@@ -62,18 +61,33 @@ class ClusterEngine:
     """Deploys a job on a JobManager and TaskManagers."""
 
     name = "cluster"
-    capabilities = frozenset({"Killable", "Pausable", "Terminable"})
     roles = frozenset({"taskmanager", "jobmanager"})
+    worker_roles = frozenset({"taskmanager"})
+    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
     # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
+    jobs = None  # it interprets the Pipeline DSL: any job
+    options = options_of(ClusterConfig)
 
-    @staticmethod
-    def unsupported(kind: str, role: str) -> str | None:
+    def unsupported(self, kind: str, role: str) -> str | None:
         """Why a fault cannot be aimed at ``role``, or None when it can."""
         if role == "jobmanager":
             return (f"a {kind} of the jobmanager needs JobManager failover (high availability), "
                     f"which the cluster engine does not have")
         return None
+
+    def problems(self, request: RunRequest) -> list[str]:
+        out = config_problems(ClusterConfig, request.options, self.name)
+        pipeline = load_job(request.job)
+        out.extend(f"job {request.job}: {p}"
+                   for p in event_time_problems(pipeline, logical_topics(pipeline.late_topic)))
+        return out
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return []
+
+    def prepare(self, log: Any = print) -> None:
+        """Nothing to prepare: it runs in the harness's own environment."""
 
     def deploy(self, spec: DeploySpec) -> ClusterDeployment:
         return ClusterDeployment(spec)
@@ -85,21 +99,18 @@ class ClusterDeployment(WorkerProcesses):
     kind = "cluster"
 
     def __init__(self, spec: DeploySpec) -> None:
-        super().__init__()
+        super().__init__(spec.run_dir / "cluster")
         if spec.guarantee is Guarantee.at_most_once:
             msg = "cluster engine: at_most_once is not supported (it restores from checkpoints or not at all)"
             raise ConfigError(msg)
         self.spec = spec
         self.config = parse_config(spec.config)
         check_event_time(spec)
-        self.dir = spec.run_dir / "cluster"
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.app_id = f"{spec.prefix}app"
         self.topics = {**spec.topics, "markers": f"{spec.prefix}sink-markers"}
         create_topics(spec.bootstrap, {self.topics["markers"]: 1}, replication=spec.replication,
                       config={"cleanup.policy": "compact"})
         self.checkpoint_dir = self.dir / "checkpoints"
-        self.status_path = self.dir / "jobmanager.status.json"
         self._start_jobmanager()
         port = self._wait_jm_port()
         self.jm_port = port
@@ -109,30 +120,18 @@ class ClusterDeployment(WorkerProcesses):
     # -- processes ----------------------------------------------------------------------------------
     def _start_jobmanager(self) -> None:
         cfg = {"job": self.spec.job, "parallelism": self.spec.parallelism, "partitions": self.spec.partitions,
-               "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path),
+               "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path("jobmanager")),
                "checkpoint_interval_ms": self.config.checkpoint_interval_ms,
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
                "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
                "restart_delay_ms": self.config.restart_delay_ms,
                "taskmanagers": self.config.taskmanagers or self.spec.parallelism}
-        path = self.dir / "jobmanager.json"
-        path.write_text(json.dumps(cfg, indent=2))
-        self._procs["jobmanager"] = SUPERVISOR.start(
-            [sys.executable, "-m", "engines.cluster.jobmanager", str(path)],
-            name="jobmanager", role="jobmanager", log_path=self.dir / "jobmanager.log")
+        self.spawn("jobmanager", "jobmanager", cfg, module="engines.cluster.jobmanager")
 
     def _wait_jm_port(self, timeout_s: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            st = self._jm_status()
-            if st.get("port"):
-                return int(st["port"])
-            if not self._procs["jobmanager"].alive():
-                msg = f"the jobmanager exited during start; see {self.dir / 'jobmanager.log'}:\n{self._tail('jobmanager')}"
-                raise ProcessError(msg)
-            time.sleep(0.05)
-        msg = f"the jobmanager did not start within {timeout_s:.0f} s; see {self.dir / 'jobmanager.log'}"
-        raise ProcessError(msg)
+        self.wait_for(lambda: (bool(self._jm_status().get("port")), "no port yet"), timeout_s,
+                      "the jobmanager to listen", interval_s=0.05)
+        return int(self._jm_status()["port"])
 
     def _start_taskmanager(self, name: str) -> None:
         cfg = {"tm_id": name, "jm_host": "127.0.0.1", "jm_port": self.jm_port,
@@ -142,41 +141,20 @@ class ClusterDeployment(WorkerProcesses):
                "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
                "transaction_timeout_ms": self.config.transaction_timeout_ms,
                "idle_timeout_ms": self.config.idle_timeout_ms,
-               "watermark_interval_ms": self.config.watermark_interval_ms,
-               "status_path": str(self.dir / f"{name}.status.json")}
-        path = self.dir / f"{name}.json"
-        path.write_text(json.dumps(cfg, indent=2))
-        self._procs[name] = SUPERVISOR.start(
-            [sys.executable, "-m", "engines.cluster.taskmanager", str(path)],
-            name=name, role="taskmanager", log_path=self.dir / f"{name}.log")
+               "watermark_interval_ms": self.config.watermark_interval_ms}
+        self.spawn(name, "taskmanager", cfg, module="engines.cluster.taskmanager")
 
     def _jm_status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status_path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _tail(self, name: str, lines: int = 20) -> str:
-        try:
-            return "\n".join((self.dir / f"{name}.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.read_status("jobmanager")
 
     # -- Deployment ------------------------------------------------------------------------------------
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            dead = [p.name for p in self._procs.values() if not p.alive()]
-            if dead:
-                msg = f"cluster process(es) {dead} exited during start; see {self.dir}/{dead[0]}.log:\n{self._tail(dead[0])}"
-                raise ProcessError(msg)
-            st = self._jm_status()
-            if st.get("state") == "RUNNING":
-                return
-            time.sleep(0.1)
-        msg = f"the cluster job did not reach RUNNING within {timeout_s:.0f} s (state {self._jm_status().get('state')})"
-        raise ProcessError(msg)
+        self.wait_for(lambda: (self._jm_status().get("state") == "RUNNING",
+                               f"state {self._jm_status().get('state')}"), timeout_s, "the cluster job to reach RUNNING")
+
+    def transaction_timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms / 1000
 
     def status(self) -> dict[str, Any]:
         st = self._jm_status()
@@ -187,14 +165,16 @@ class ClusterDeployment(WorkerProcesses):
         def pct(values: list[float], q: float) -> float | None:
             return values[min(len(values) - 1, int(len(values) * q))] if values else None
 
-        counters = {}
-        for name in sorted(n for n, p in self._procs.items() if p.role == "taskmanager"):
-            try:
-                counters[name] = json.loads((self.dir / f"{name}.status.json").read_text())
-            except (OSError, ValueError):
-                counters[name] = {}
+        counters = self.statuses("taskmanager")
+        fenced = sum(c.get("fenced_commits", 0) for c in counters.values())
+        facts = {"output visibility": f"checkpoint interval {self.config.checkpoint_interval_ms} ms",
+                 "commits refused by fencing": fenced,
+                 "checkpoints completed": ck.get("completed", 0),
+                 "checkpoint duration p50 / p99 ms": f"{_ms(pct(durations, 0.5))} / {_ms(pct(durations, 0.99))}",
+                 "alignment p50 / p99 ms": f"{_ms(pct(alignment, 0.5))} / {_ms(pct(alignment, 0.99))}",
+                 "global rollbacks": ck.get("restores", 0)}
         return {"engine": "cluster", "application_id": self.app_id, "config": self.config.model_dump(),
-                "fenced": sum(c.get("fenced_commits", 0) for c in counters.values()),
+                "facts": facts, "fenced": fenced,
                 "disconnected": sum(c.get("disconnected", 0) for c in counters.values()),
                 "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "taskmanager_counters": counters,
@@ -210,6 +190,10 @@ class ClusterDeployment(WorkerProcesses):
     def _start_worker(self, name: str) -> None:
         """Restart a TaskManager under the same name (the fault injector's heal after a kill)."""
         self._start_taskmanager(name)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 ENGINE = ClusterEngine()

@@ -9,20 +9,24 @@ side output (``topics["late"]``) is passed through to the instances.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import ConsumerGroupState, TopicPartition
 
-from harness.api import Aggregate, DeploySpec, Pipeline, WindowAggregate, load_job
-from harness.api.deployment import WorkerProcesses
-from harness.errors import ConfigError, ProcessError
-from harness.kafka.client import admin, create_topics
-from harness.proc import SUPERVISOR, ManagedProcess
+from harness.api import (
+    Aggregate,
+    DeploySpec,
+    Guarantee,
+    Pipeline,
+    Prerequisite,
+    RunRequest,
+    WindowAggregate,
+    load_job,
+)
+from harness.api.deployment import WorkerProcesses, config_problems, options_of
+from harness.api.toolkit import ConfigError, admin, create_topics
 
 from engines.embedded.config import EmbeddedConfig, check_late_topic, parse_config
 
@@ -62,8 +66,29 @@ class EmbeddedEngine:
     """Deploys a job as N application instances sharing one application id."""
 
     name = "embedded"
-    capabilities = frozenset({"Killable", "Pausable", "Terminable", "Lagging"})
+    guarantees = frozenset(Guarantee)
     roles = frozenset({"instance"})
+    worker_roles = frozenset({"instance"})
+    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    jobs = None  # it interprets the Pipeline DSL: any job
+    options = options_of(EmbeddedConfig)
+
+    def unsupported(self, kind: str, role: str) -> str | None:
+        return None
+
+    def problems(self, request: RunRequest) -> list[str]:
+        out = config_problems(EmbeddedConfig, request.options, self.name)
+        try:
+            internal_topics(load_job(request.job), "app", request.partitions)
+        except ConfigError as e:
+            out.append(str(e))
+        return out
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return []
+
+    def prepare(self, log: Any = print) -> None:
+        """Nothing to prepare: it runs in the harness's own environment."""
 
     def deploy(self, spec: DeploySpec) -> EmbeddedDeployment:
         return EmbeddedDeployment(spec)
@@ -75,18 +100,13 @@ class EmbeddedDeployment(WorkerProcesses):
     kind = "embedded"
 
     def __init__(self, spec: DeploySpec) -> None:
-        super().__init__()
+        super().__init__(spec.run_dir / "embedded")
         self.spec = spec
         self.config: EmbeddedConfig = parse_config(spec.config)
-        if spec.parallelism < 1:
-            msg = f"embedded engine: parallelism must be >= 1, found {spec.parallelism}"
-            raise ConfigError(msg)
         self.pipeline = load_job(spec.job)
         check_late_topic(self.pipeline, spec.topics)
         self.app_id = f"{spec.prefix}app"
         self.topics = dict(spec.topics)
-        self.dir = spec.run_dir / "embedded"
-        self.dir.mkdir(parents=True, exist_ok=True)
         self._admin = admin(spec.bootstrap)  # one client: it must outlive its futures
         self._create_internal_topics()
         for i in range(spec.parallelism):
@@ -102,9 +122,8 @@ class EmbeddedDeployment(WorkerProcesses):
             create_topics(self.spec.bootstrap, internal.compacted, replication=self.spec.replication,
                           config={"cleanup.policy": "compact"})
 
-    def _instance_config(self, name: str) -> Path:
-        path = self.dir / f"{name}.json"
-        cfg = {
+    def _instance_config(self, name: str) -> dict[str, Any]:
+        return {
             "bootstrap": self.spec.bootstrap, "app_id": self.app_id, "instance_id": name,
             "job": self.spec.job, "guarantee": self.spec.guarantee.value, "topics": self.topics,
             "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee),
@@ -114,48 +133,17 @@ class EmbeddedDeployment(WorkerProcesses):
             "transaction_timeout_ms": self.config.transaction_timeout_ms,
             "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
             "linger_ms": self.config.linger_ms, "static_membership": self.config.static_membership,
-            "status_path": str(self._status_path(name)),
         }
-        path.write_text(json.dumps(cfg, indent=2))
-        return path
 
-    def _status_path(self, name: str) -> Path:
-        return self.dir / f"{name}.status.json"
-
-    def _instance_counters(self) -> dict[str, dict[str, Any]]:
-        """Each instance's last written counters (commits, rejoins, fenced); a killed one keeps its last."""
-        out = {}
-        for name in sorted(self._procs):
-            try:
-                out[name] = json.loads(self._status_path(name).read_text())
-            except (OSError, ValueError):
-                out[name] = {}
-        return out
-
-    def _start(self, name: str) -> ManagedProcess:
-        cfg_path = self._instance_config(name)
-        proc = SUPERVISOR.start([sys.executable, "-m", "engines.embedded.instance", str(cfg_path)],
-                                name=name, role="instance", log_path=self.dir / f"{name}.log")
-        self._procs[name] = proc
-        return proc
+    def _start(self, name: str) -> None:
+        self.spawn(name, "instance", self._instance_config(name), module="engines.embedded.instance")
 
     # -- Deployment ------------------------------------------------------------------------
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Ready when the group is stable with every instance as a member and all partitions assigned."""
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            dead = [p.name for p in self._procs.values() if not p.alive()]
-            if dead:
-                msg = f"embedded instance(s) {dead} exited during start; see {self.dir}/<name>.log:\n{self._tail(dead[0])}"
-                raise ProcessError(msg)
-            ok, last = self._group_stable(len(self._procs))
-            if ok:
-                return
-            time.sleep(0.2)
-        msg = f"embedded job did not become ready within {timeout_s:.0f} s ({last})"
-        raise ProcessError(msg)
+        self.wait_for(lambda: self._group_stable(len(self._procs)), timeout_s, "the embedded job to become ready",
+                      interval_s=0.2)
 
     def _group_stable(self, members: int) -> tuple[bool, str]:
         try:
@@ -169,14 +157,20 @@ class EmbeddedDeployment(WorkerProcesses):
         ok = state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == want
         return ok, f"group {state}, {len(desc.members)}/{members} members, {assigned}/{want} partitions assigned"
 
+    def transaction_timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms / 1000
+
     def status(self) -> dict[str, Any]:
-        counters = self._instance_counters()
-        return {"engine": "embedded", "application_id": self.app_id,
-                **{name: sum(c.get(name, 0) for c in counters.values())
-                   for name in ("fenced", "rejoins", "revocations", "late_records")},
+        counters = self.statuses()
+        totals = {name: sum(c.get(name, 0) for c in counters.values())
+                  for name in ("fenced", "rejoins", "revocations", "late_records")}
+        commit_ms = self.config.effective_commit_interval_ms(self.spec.guarantee)
+        return {"engine": "embedded", "application_id": self.app_id, **totals,
+                "facts": {"output visibility": f"commit interval {commit_ms} ms",
+                          "commits refused by fencing": totals["fenced"], "rejoins": totals["rejoins"],
+                          "rebalance revocations while processing": totals["revocations"]},
                 "instance_counters": counters,
-                "config": {**self.config.model_dump(),
-                           "commit_interval_ms": self.config.effective_commit_interval_ms(self.spec.guarantee)},
+                "config": {**self.config.model_dump(), "commit_interval_ms": commit_ms},
                 "instances": len(self._procs), "restarts": self.restarts,
                 "internal_topics": sorted(t for k, t in self.topics.items() if k not in self.spec.topics)}
 
@@ -205,12 +199,6 @@ class EmbeddedDeployment(WorkerProcesses):
                        for tp, f in ends.items())
         except Exception:  # noqa: BLE001 - unknown lag is reported as None
             return None
-
-    def _tail(self, name: str, lines: int = 20) -> str:
-        try:
-            return "\n".join((self.dir / f"{name}.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 ENGINE = EmbeddedEngine()

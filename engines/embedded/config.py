@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.api import Guarantee, Pipeline, WindowAggregate
 from harness.api.deployment import parse_engine_config
-from harness.errors import ConfigError
+from harness.api.toolkit import ConfigError
 
 
 class EmbeddedConfig(BaseModel):
@@ -30,15 +30,17 @@ class EmbeddedConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    commit_interval_ms: int | None = Field(None, gt=0)        # commit.interval.ms
-    session_timeout_ms: int = Field(10_000, ge=1_000)         # session.timeout.ms
-    heartbeat_interval_ms: int = Field(1_000, ge=100)         # heartbeat.interval.ms
-    max_poll_interval_ms: int = Field(300_000, ge=10_000)     # max.poll.interval.ms
-    transaction_timeout_ms: int = Field(10_000, ge=1_000)     # transaction.timeout.ms (EOS)
-    group_protocol: str = Field("classic", pattern="^(classic|consumer)$")
-    poll_batch: int = Field(500, ge=1)
-    linger_ms: int = Field(5, ge=0)                           # producer linger.ms
-    static_membership: bool = False                           # group.instance.id per instance
+    commit_interval_ms: int | None = Field(
+        None, gt=0, description="commit.interval.ms; None: 100 under exactly_once, 30000 otherwise")
+    session_timeout_ms: int = Field(10_000, ge=1_000, description="session.timeout.ms")
+    heartbeat_interval_ms: int = Field(1_000, ge=100, description="heartbeat.interval.ms")
+    max_poll_interval_ms: int = Field(300_000, ge=10_000, description="max.poll.interval.ms")
+    transaction_timeout_ms: int = Field(10_000, ge=1_000, description="transaction.timeout.ms (exactly_once)")
+    group_protocol: str = Field("classic", pattern="^(classic|consumer)$",
+                                description="group.protocol: classic, or consumer (KIP-848)")
+    poll_batch: int = Field(500, ge=1, description="records taken per poll")
+    linger_ms: int = Field(5, ge=0, description="the producer's linger.ms")
+    static_membership: bool = Field(False, description="a group.instance.id per instance (KIP-345)")
 
     def effective_commit_interval_ms(self, guarantee: Guarantee) -> int:
         if self.commit_interval_ms is not None:
@@ -61,11 +63,18 @@ def late_topic_of(pipeline: Pipeline, topics: dict[str, str]) -> str | None:
     return topics.get(pipeline.late_topic) or topics.get("late")
 
 
-def check_late_topic(pipeline: Pipeline, topics: dict[str, str]) -> None:
-    """Raise ConfigError when a windowed pipeline declares a late side output but no topic is given for it."""
+def late_topic_problems(pipeline: Pipeline, topics: dict[str, str]) -> list[str]:
+    """A windowed pipeline that declares a late side output but is given no topic for it."""
     windowed = any(isinstance(op, WindowAggregate) for op in pipeline.ops)
     if windowed and pipeline.late_topic is not None and late_topic_of(pipeline, topics) is None:
-        msg = (f"embedded engine: pipeline {pipeline.name!r} writes late records to {pipeline.late_topic!r}, "
-               f"but the deploy spec's topics name no topic for it (found {sorted(topics)}); "
-               f"add topics[{pipeline.late_topic!r}] = <real topic>")
-        raise ConfigError(msg)
+        return [f"pipeline {pipeline.name!r} writes late records to {pipeline.late_topic!r}, "
+                f"but the deploy spec's topics name no topic for it (found {sorted(topics)}); "
+                f"add topics[{pipeline.late_topic!r}] = <real topic>"]
+    return []
+
+
+def check_late_topic(pipeline: Pipeline, topics: dict[str, str]) -> None:
+    """Raise ConfigError when a windowed pipeline declares a late side output but no topic is given for it."""
+    problems = late_topic_problems(pipeline, topics)
+    if problems:
+        raise ConfigError("embedded engine: " + "; ".join(problems))

@@ -1,14 +1,20 @@
 """The common interface: the Pipeline DSL, the Engine protocol and its capabilities, Guarantee."""
 
 from harness.api.engine import (
+    FAULT_CAPABILITIES,
     DeploySpec,
     Deployment,
     Engine,
+    FaultRequest,
     Guarantee,
     Killable,
     Lagging,
     Pausable,
+    Prerequisite,
+    RunRequest,
     Terminable,
+    fault_kind_problems,
+    missing_members,
 )
 from harness.api.pipeline import (
     Aggregate,
@@ -35,8 +41,9 @@ from harness.api.pipeline import (
 )
 
 __all__ = [
-    "Aggregate", "BoundedOutOfOrder", "DeploySpec", "Deployment", "Engine", "Event", "EventTime", "Filter",
-    "FlatMap", "Guarantee", "KeyBy", "Killable", "Lagging", "Map", "Pausable", "Pipeline", "Segment", "Sink",
-    "Sliding", "Source", "State", "Terminable", "Tumbling", "WindowAggregate", "id_checksum", "late_record",
-    "load_job", "per_record", "per_window",
+    "FAULT_CAPABILITIES", "Aggregate", "BoundedOutOfOrder", "DeploySpec", "Deployment", "Engine", "Event",
+    "EventTime", "FaultRequest", "Filter", "FlatMap", "Guarantee", "KeyBy", "Killable", "Lagging", "Map",
+    "Pausable", "Pipeline", "Prerequisite", "RunRequest", "Segment", "Sink", "Sliding", "Source", "State",
+    "Terminable", "Tumbling", "WindowAggregate", "fault_kind_problems", "id_checksum", "late_record", "load_job",
+    "missing_members", "per_record", "per_window",
 ]

@@ -1,14 +1,19 @@
-"""The Engine protocol and its optional capabilities (DESIGN §2).
+"""The Engine protocol and its optional capabilities.
 
-The runner deploys a job through :class:`Engine`; the fault injector asks the
-:class:`Deployment` for the capability a fault needs (``isinstance`` against
-the runtime-checkable protocols below) and refuses the scenario before it
-starts when the engine lacks it.
+The runner knows an engine only through what :class:`Engine` declares: its
+name, the guarantees it offers, its process roles and which of them
+``worker`` means, the fault kinds it takes, the jobs it implements, its
+options and its prerequisites, and a pre-flight check (``problems``) on an
+engine-neutral :class:`RunRequest`, called before any topic exists. The
+fault injector asks the :class:`Deployment` for the capability a fault needs
+(``isinstance`` against the runtime-checkable protocols below); a test holds
+every engine's declared fault kinds against its Deployment class.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -25,13 +30,38 @@ class Guarantee(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class FaultRequest:
+    """One fault a scenario asks for, as an engine sees it: its kind and the role it is aimed at."""
+
+    kind: str
+    role: str = "worker"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a scenario asks of an engine, engine-neutral, for the pre-flight check.
+
+    ``job`` is the job reference (``module:function``); ``options`` the
+    scenario's ``engine_config`` for this engine.
+    """
+
+    job: str
+    guarantee: Guarantee
+    parallelism: int
+    partitions: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+    faults: tuple[FaultRequest, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeploySpec:
     """Everything an engine needs to run one job for one run.
 
-    ``topics`` maps the pipeline's logical topic names (``input``, ``output``)
-    to real topic names; internal topics the engine creates must start with
-    ``prefix`` so the runner can delete them. ``config`` holds engine options
-    (for example ``commit_interval_ms``), validated by the engine.
+    ``topics`` maps the pipeline's logical topic names (``input``, ``output``,
+    ``late``) to real topic names; internal topics the engine creates must
+    start with ``prefix`` so the runner can delete them. ``config`` holds
+    engine options (for example ``commit_interval_ms``), validated by the
+    engine's ``problems`` before the run.
     """
 
     job: str
@@ -46,12 +76,22 @@ class DeploySpec:
     config: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Prerequisite:
+    """Something an engine needs on this machine (Java, a compiled classpath, a virtual environment)."""
+
+    name: str
+    met: bool
+    fix: str = ""          # the command that makes it met
+    detail: str = ""       # what was found
+
+
 @runtime_checkable
 class Deployment(Protocol):
     """A running job."""
 
     def processes(self) -> list[ManagedProcess]:
-        """The engine's OS processes now, each with its role (instance, jobmanager, taskmanager)."""
+        """The engine's OS processes now, each with one of the engine's roles."""
 
     def wait_ready(self, timeout_s: float) -> None:
         """Return once the job processes input; raise ProcessError on timeout."""
@@ -60,7 +100,14 @@ class Deployment(Protocol):
         """Stop every process of the job. Safe to call twice."""
 
     def status(self) -> dict[str, Any]:
-        """Engine-specific facts for results.json (config in force, counters)."""
+        """Engine-specific facts for results.json.
+
+        ``facts`` (label -> value, in display order) are what the report puts
+        in the side-by-side table of the models; ``config`` the options in force.
+        """
+
+    def transaction_timeout_s(self) -> float:
+        """The transaction timeout of its producers: how long a transaction may hang before the broker aborts it."""
 
 
 @runtime_checkable
@@ -95,11 +142,72 @@ class Lagging(Protocol):
     def lag(self) -> int | None: ...
 
 
+#: The capability each process fault kind needs from a Deployment.
+FAULT_CAPABILITIES: dict[str, type] = {
+    "kill": Killable,
+    "pause": Pausable,
+    "terminate": Terminable,
+    "restart": Killable,
+}
+
+
+@runtime_checkable
 class Engine(Protocol):
-    """A stream processor the harness can deploy jobs on."""
+    """A stream processor the harness can deploy jobs on.
+
+    ``jobs`` is ``None`` for an engine that runs any Python job (it
+    interprets the Pipeline DSL), else the job references it implements
+    natively. ``options`` maps each option of ``engine_config.<name>`` to a
+    one-line description (with its default).
+    """
 
     name: str
-    # optional: ``guarantees`` (frozenset[Guarantee]) it offers, all of them when absent;
-    # ``capabilities`` and ``roles`` for the fault injector; ``unsupported(kind, role)``.
+    guarantees: frozenset[Guarantee]
+    roles: frozenset[str]
+    worker_roles: frozenset[str]
+    fault_kinds: frozenset[str]
+    jobs: frozenset[str] | None
+    options: Mapping[str, str]
 
-    def deploy(self, spec: DeploySpec) -> Deployment: ...
+    def unsupported(self, kind: str, role: str) -> str | None:
+        """Why a fault of ``kind`` cannot be aimed at ``role``, or None when it can."""
+
+    def problems(self, request: RunRequest) -> list[str]:
+        """Everything that keeps ``request`` from running on this engine (options, job, pipeline), one line each."""
+
+    def prerequisites(self) -> list[Prerequisite]:
+        """What this engine needs on the machine, met or not (checks only; builds nothing)."""
+
+    def prepare(self, log: Callable[[str], None]) -> None:
+        """Make the prerequisites met (compile, resolve, create environments); cached, so cheap when done."""
+
+    def deploy(self, spec: DeploySpec) -> Deployment:
+        """Start the job; its processes are registered with the process supervisor."""
+
+
+#: The members an engine must have (the Engine protocol), in the order they are reported missing.
+ENGINE_MEMBERS: tuple[str, ...] = ("name", "guarantees", "roles", "worker_roles", "fault_kinds", "jobs",
+                                   "options", "unsupported", "problems", "prerequisites", "prepare", "deploy")
+DEPLOYMENT_MEMBERS: tuple[str, ...] = ("processes", "wait_ready", "stop", "status", "transaction_timeout_s")
+
+
+def missing_members(engine: object) -> list[str]:
+    """The members of the Engine protocol that ``engine`` lacks (empty when it implements it)."""
+    return [m for m in ENGINE_MEMBERS if not hasattr(engine, m)]
+
+
+def fault_kind_problems(engine: Engine, deployment_class: type) -> list[str]:
+    """Declared fault kinds that ``deployment_class`` cannot take (missing the capability's methods)."""
+    out = []
+    for kind in sorted(engine.fault_kinds):
+        capability = FAULT_CAPABILITIES.get(kind)
+        if capability is None:
+            out.append(f"{engine.name}: declares fault kind {kind!r}, which no capability defines "
+                       f"(known: {', '.join(sorted(FAULT_CAPABILITIES))})")
+            continue
+        methods = [m for m in dir(capability) if not m.startswith("_")]
+        lacking = [m for m in methods if not callable(getattr(deployment_class, m, None))]
+        if lacking:
+            out.append(f"{engine.name}: declares {kind!r} but {deployment_class.__name__} lacks "
+                       f"{', '.join(lacking)} ({capability.__name__})")
+    return out

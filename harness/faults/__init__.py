@@ -1,9 +1,10 @@
 """The fault catalogue: kill, pause, terminate and restart worker processes on a timeline.
 
-Each fault is a package (STYLE 5): what it needs from the engine
-(capability), how it is injected, how it heals (restart after a kill,
-SIGCONT after a pause, also at teardown), and how it is recorded for the
-results and the plots.
+Each fault is a package: what it needs from the engine (the engine declares
+the fault kinds it takes; each kind needs a capability of its Deployment),
+how it is injected, how it heals (restart after a kill, SIGCONT after a
+pause, also at teardown), and how it is recorded for the results and the
+plots.
 """
 
 from __future__ import annotations
@@ -15,19 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.api import Killable, Pausable, Terminable
+from harness.api import FAULT_CAPABILITIES, Engine
 from harness.errors import CapabilityError, ConfigError
-
-WORKER_ROLES = ("instance", "taskmanager")
-
-# what each fault kind needs from the deployment
-NEEDS: dict[str, tuple[type, ...]] = {
-    "kill": (Killable,),
-    "pause": (Pausable,),
-    "terminate": (Terminable,),
-    "restart": (Killable,),
-}
-CAPABILITY_NAMES = {Killable: "Killable", Pausable: "Pausable", Terminable: "Terminable"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +26,7 @@ class Fault:
 
     at_s: float
     kind: str                       # kill | pause | terminate | restart
-    role: str = "worker"            # worker | instance | taskmanager | jobmanager
+    role: str = "worker"            # worker (the engine's worker roles), or one of the engine's roles
     pick: str | int = "random"
     restart_after_s: float | None = None   # kill
     for_s: float | None = None             # pause
@@ -57,26 +47,28 @@ class FaultEvent:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def check_supported(faults: list[Fault], capabilities: frozenset[str], roles: frozenset[str],
-                    engine: str, unsupported: Callable[[str, str], str | None] | None = None) -> None:
-    """Refuse, before anything starts, faults the engine cannot take.
-
-    ``unsupported(kind, role)``, when the engine has it, says why a fault kind
-    cannot be aimed at a role (for instance a JobManager kill without failover).
-    """
+def fault_problems(faults: list[Fault], engine: Engine) -> list[str]:
+    """Faults the engine cannot take, one line each: kinds it does not declare, roles it does not have,
+    and what its ``unsupported(kind, role)`` refuses (for instance a JobManager kill without failover)."""
     problems = []
     for i, f in enumerate(faults):
-        needed = [CAPABILITY_NAMES[c] for c in NEEDS[f.kind]]
-        missing = [c for c in needed if c not in capabilities]
-        if missing:
-            problems.append(f"faults[{i}]: {f.kind} needs the {', '.join(missing)} capability, "
-                            f"which the {engine} engine does not have")
-        if f.role != "worker" and f.role not in roles:
-            problems.append(f"faults[{i}]: role {f.role!r} does not exist in the {engine} engine "
-                            f"(its roles: {', '.join(sorted(roles))}; 'worker' means "
-                            f"{' or '.join(r for r in WORKER_ROLES if r in roles)})")
-        elif unsupported is not None and (why := unsupported(f.kind, f.role)):
+        if f.kind not in engine.fault_kinds:
+            capability = FAULT_CAPABILITIES.get(f.kind)
+            needs = f" (it needs the {capability.__name__} capability)" if capability else ""
+            problems.append(f"faults[{i}]: the {engine.name} engine does not take {f.kind} faults{needs}; "
+                            f"it takes: {', '.join(sorted(engine.fault_kinds)) or 'none'}")
+        if f.role != "worker" and f.role not in engine.roles:
+            problems.append(f"faults[{i}]: role {f.role!r} does not exist in the {engine.name} engine "
+                            f"(its roles: {', '.join(sorted(engine.roles))}; 'worker' means "
+                            f"{' or '.join(sorted(engine.worker_roles))})")
+        elif why := engine.unsupported(f.kind, f.role):
             problems.append(f"faults[{i}]: {why}")
+    return problems
+
+
+def check_supported(faults: list[Fault], engine: Engine) -> None:
+    """Refuse, before anything starts, faults the engine cannot take."""
+    problems = fault_problems(faults, engine)
     if problems:
         raise CapabilityError("\n".join(problems))
 
@@ -92,13 +84,14 @@ class FaultInjector(threading.Thread):
     """Applies faults at their times (seconds after ``t0``, wall clock) to a deployment."""
 
     def __init__(self, deployment, faults: list[Fault], seed: int, t0: float,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, worker_roles: frozenset[str] = frozenset()) -> None:
         super().__init__(name="faults", daemon=True)
         self.deployment = deployment
         self.faults = sorted(faults, key=lambda f: f.at_s)
         self.seed = seed
         self.t0 = t0
         self.log = log
+        self.worker_roles = worker_roles
         self.events: list[FaultEvent] = []
         self._queue: list[_Action] = []
         self._seq = 0
@@ -138,7 +131,7 @@ class FaultInjector(threading.Thread):
                 self._paused.discard(name)
 
     def _targets(self, role: str) -> list[str]:
-        roles = WORKER_ROLES if role == "worker" else (role,)
+        roles = self.worker_roles if role == "worker" else {role}
         return sorted(p.name for p in self.deployment.processes() if p.role in roles)
 
     def _pick(self, fault: Fault, index: int) -> str:

@@ -117,16 +117,17 @@ def notes(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def _config(run: dict[str, Any], key: str) -> Any:
-    return (run.get("engine_status") or {}).get("config", {}).get(key)
-
-
 def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """DESIGN §6 observables as rows (what) by columns (one per run), for the comparison table."""
+    """The models side by side: rows (what) by columns (one per run).
+
+    The measured rows are the same for every engine; then come the facts each
+    engine's status reports (``engine_status.facts``), in the order the
+    engines give them, a row per label any run has.
+    """
     runs = results["runs"]
     header = ["", *(run_label(r, repeated(runs)) for r in runs)]
 
-    def row(label: str, cell) -> list[str]:
+    def row(label: str, cell: Any) -> list[str]:
         values = []
         for r in runs:
             try:
@@ -136,28 +137,17 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             values.append("-" if v is None or v == "" else str(v))
         return [label, *values]
 
-    def lat(key: str):
+    def lat(key: str) -> Any:
         return lambda r: _fmt_ms(r["metrics"]["latency_ms"].get(key))
 
-    def ck(key: str):
-        return lambda r: r["engine_status"]["checkpoints"][key]
-
-    def counter(key: str):
-        return lambda r: r["engine_status"].get(key)
-
-    def visibility(r: dict[str, Any]) -> str | None:
-        if _config(r, "checkpoint_interval_ms") is not None:
-            return f"checkpoint interval {_config(r, 'checkpoint_interval_ms')} ms"
-        if _config(r, "commit_interval_ms") is not None:
-            return f"commit interval {_config(r, 'commit_interval_ms')} ms"
-        return None
-
-    def wrl(key: str):
+    def wrl(key: str) -> Any:
         return lambda r: _fmt_ms(r["metrics"]["window_result_latency_ms"][key])
+
+    def fact(label: str) -> Any:
+        return lambda r: (r.get("engine_status") or {}).get("facts", {}).get(label)
 
     rows = [
         row("verdict", verdict_cell),
-        row("output visibility", visibility),
         row("latency p50 ms", lat("p50")),
         row("latency p99 ms", lat("p99")),
         row("latency p99.9 ms", lat("p999")),
@@ -172,18 +162,9 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row("late-dropped records", lambda r: r["metrics"]["late_dropped"]),
         row("window result latency p50 ms", wrl("p50")),
         row("window result latency p99 ms", wrl("p99")),
-        row("commits refused by fencing", counter("fenced")),
-        row("rejoins", counter("rejoins")),
-        row("rebalance revocations while processing", counter("revocations")),
-        row("checkpoints completed", ck("completed")),
-        row("checkpoint duration p50 / p99 ms", lambda r: "{} / {}".format(
-            _fmt_ms(r["engine_status"]["checkpoints"]["duration_ms_p50"]),
-            _fmt_ms(r["engine_status"]["checkpoints"]["duration_ms_p99"]))),
-        row("alignment p50 / p99 ms", lambda r: "{} / {}".format(
-            _fmt_ms(r["engine_status"]["checkpoints"]["alignment_ms_p50"]),
-            _fmt_ms(r["engine_status"]["checkpoints"]["alignment_ms_p99"]))),
-        row("global rollbacks", ck("restores")),
     ]
+    labels = dict.fromkeys(label for r in runs for label in (r.get("engine_status") or {}).get("facts", {}))
+    rows += [row(label, fact(label)) for label in labels]
     # a row no run has a value for says nothing
     return header, [r for r in rows if any(v != "-" for v in r[1:])]
 

@@ -129,7 +129,7 @@ _POSITIVE_DURATION_EXPECTED = 'a positive duration like "60s", "500ms" or "2m"'
 _RATE_EXPECTED = 'a positive rate like "5000/s"'
 _KEY_SKEW_EXPECTED = 'uniform or zipf(<s>) with s > 0, like "zipf(1.1)"'
 _PICK_EXPECTED = "random or a process index >= 0"
-_SCALAR_EXPECTED = "a scalar (a string, number or true/false)"
+_SCALAR_EXPECTED = "a scalar (a string, number or true/false), or a mapping of names to scalars"
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_RE = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|m|h)?\s*$")
@@ -227,7 +227,9 @@ JobRef = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$
 PositiveInt = Annotated[int, Strict(), Field(ge=1), _Expected("an integer >= 1")]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0), _Expected("an integer >= 0")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0), _Expected("a fraction between 0 and 1")]
-Role = Literal["worker", "instance", "taskmanager", "jobmanager"]
+Role = Annotated[str, Strict(), Field(pattern=_NAME_PATTERN),
+                 _Expected('a role: "worker" (the engine\'s processing processes) or one of the engine\'s roles, '
+                           'like "jobmanager"')]
 AnomalyName = Annotated[Literal[ANOMALY_CLASSES],  # type: ignore[valid-type]
                         _Expected("an anomaly class (one of " + ", ".join(ANOMALY_CLASSES) + ")")]
 
@@ -559,11 +561,14 @@ class Expect(_Model):
 def _scalar_validator(value: object) -> object:
     if isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, (str, int, float, bool))
+                                          for k, v in value.items()):
+        return dict(value)
     raise _custom(_SCALAR_EXPECTED)
 
 
-EngineConfigValue = Annotated[Union[bool, int, float, str], BeforeValidator(_scalar_validator),
-                              _Expected(_SCALAR_EXPECTED)]
+EngineConfigValue = Annotated[Union[bool, int, float, str, dict[str, Union[bool, int, float, str]]],
+                              BeforeValidator(_scalar_validator), _Expected(_SCALAR_EXPECTED)]
 
 
 class Scenario(_Model):
@@ -593,13 +598,13 @@ class Scenario(_Model):
                     "found": json.dumps(format_seconds(fault.at)), "path": f"faults[{i}].at"})
         return self
 
-    def config_for(self, engine: str) -> dict[str, bool | int | float | str]:
+    def config_for(self, engine: str) -> dict[str, Any]:
         """The engine options for ``engine`` (``engine_config`` is keyed by engine name)."""
         return dict(self.engine_config.get(engine, {}))
 
-    def engine_list(self, override: str | None = None) -> list[str]:
-        """The engines to run: ``[override]`` when given (any known engine), else the scenario's list."""
-        return [override] if override else list(self.engines)
+    def engine_list(self, override: Sequence[str] | None = None) -> list[str]:
+        """The engines to run: ``override`` when given (any known engines), else the scenario's list."""
+        return list(override) if override else list(self.engines)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (durations in seconds, rates in events/s, comparisons as text) for results.json."""

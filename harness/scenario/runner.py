@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 import psutil
 
-from harness.api import DeploySpec, Guarantee, Lagging, WindowAggregate, load_job
+from harness.api import DeploySpec, Engine, FaultRequest, Guarantee, Lagging, RunRequest, WindowAggregate, load_job
 from harness.check import Observed, overall, run_checks, summarize
 from harness.check.oracle import Oracle
 from harness.errors import CapabilityError, ProcessError
-from harness.faults import Fault, FaultInjector, check_supported
+from harness.faults import Fault, FaultInjector, fault_problems
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
 from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
 from harness.metrics.compute import (
@@ -99,14 +99,47 @@ def provision_kafka(nodes: int) -> KafkaProvider:
     return LocalKafka(nodes_count=nodes)
 
 
-def check_guarantee(guarantee: Guarantee, engine: Any) -> None:
-    """Refuse a guarantee the engine does not offer (``Engine.guarantees``; all of them when absent)."""
-    offered = getattr(engine, "guarantees", frozenset(Guarantee))
-    if guarantee not in offered:
-        others = ", ".join(g.value for g in Guarantee if g in offered)
-        msg = (f"guarantee: the {engine.name} engine does not offer {guarantee.value} (it offers {others}); "
-               f"run this scenario on another engine with --engine, or change its guarantee")
-        raise CapabilityError(msg)
+def guarantee_problems(guarantee: Guarantee, engine: Engine) -> list[str]:
+    """A guarantee the engine does not offer (``Engine.guarantees``)."""
+    if guarantee in engine.guarantees:
+        return []
+    others = ", ".join(g.value for g in Guarantee if g in engine.guarantees)
+    return [f"guarantee: the {engine.name} engine does not offer {guarantee.value} (it offers {others}); "
+            f"run this scenario on another engine with --engine, or change its guarantee"]
+
+
+def job_problems(job: str, engine: Engine) -> list[str]:
+    """A job the engine does not implement (an engine with a catalogue runs only the jobs it names)."""
+    if engine.jobs is None or job in engine.jobs:
+        return []
+    return [f"job: the {engine.name} engine does not implement {job}; its jobs: {', '.join(sorted(engine.jobs))}"]
+
+
+def run_request(scenario: Scenario, engine: str) -> RunRequest:
+    """What ``scenario`` asks of ``engine``, engine-neutral, for its pre-flight check."""
+    return RunRequest(job=scenario.job, guarantee=scenario.guarantee, parallelism=scenario.parallelism,
+                      partitions=scenario.partitions, options=scenario.config_for(engine),
+                      faults=tuple(FaultRequest(f.kind, f.role) for f in _faults(scenario)))
+
+
+def preflight(scenario: Scenario, name: str) -> list[str]:
+    """Everything that keeps ``scenario`` from running on engine ``name``, checked before anything starts."""
+    engine = get_engine(name)
+    problems = guarantee_problems(scenario.guarantee, engine) + job_problems(scenario.job, engine)
+    problems += fault_problems(_faults(scenario), engine)
+    if not problems:  # the engine's own checks assume a job and guarantee it has
+        problems += engine.problems(run_request(scenario, name))
+    return problems
+
+
+def check_plan(plan: list[Planned]) -> None:
+    """Refuse the plan, with every problem of every scenario on every engine, before anything starts."""
+    lines = []
+    for item in plan:
+        for name in item.engines:
+            lines += [f"{item.scenario.name} on {name}: {p}" for p in preflight(item.scenario, name)]
+    if lines:
+        raise CapabilityError("\n".join(dict.fromkeys(lines)))
 
 
 @dataclass(frozen=True)
@@ -126,12 +159,7 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
     anything starts. results.json is rewritten after every run, so an
     interrupted plan leaves the finished runs behind.
     """
-    for item in plan:  # refuse what an engine cannot do before anything starts
-        faults = _faults(item.scenario)
-        for name in item.engines:
-            engine = get_engine(name)
-            check_guarantee(item.scenario.guarantee, engine)
-            check_supported(faults, engine.capabilities, engine.roles, name, getattr(engine, "unsupported", None))
+    check_plan(plan)  # refuse what an engine cannot do before anything starts
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                "git": _git_rev(), "machine": _machine(), "kafka": None, **header,
@@ -277,7 +305,8 @@ class RunOne:
             self.probe.start()
             t0 = time.time() + 1.0
             self.generator = self._start_generator(t0)
-            self.injector = FaultInjector(self.deployment, self.faults, s.workload.seed, t0, log=self.log)
+            self.injector = FaultInjector(self.deployment, self.faults, s.workload.seed, t0, log=self.log,
+                                          worker_roles=engine.worker_roles)
             self.injector.start()
             gen_summary = self._wait_load(t0)
             self._wait_heals()
@@ -375,7 +404,7 @@ class RunOne:
             inputs=inputs, committed=committed, uncommitted=uncommitted, probe=list(self.probe.positions),
             offsets=stable_and_end_offsets(self.bootstrap, checked_topics),
             offsets_later=lambda: stable_and_end_offsets(self.bootstrap, checked_topics),
-            txn_timeout_s=float(s.config_for(self.engine_name).get("transaction_timeout_ms", 60_000)) / 1000, drained=drained,
+            txn_timeout_s=self.deployment.transaction_timeout_s(), drained=drained,
             late=late)
         self.log("checking...")
         checks = run_checks(self.pipeline, observed)

@@ -40,7 +40,7 @@ def _unknown_keys(file: str, where: str, data: dict, known: Sequence[str]) -> li
 
 
 def _entry(file: str, base: Path, i: int, raw: Any, default_reps: int, overrides: Sequence[str],
-           engines_known: set[str] | None, engine: str | None) -> tuple[Planned | None, list[Problem]]:
+           engines_known: set[str] | None, engine: list[str] | None) -> tuple[Planned | None, list[Problem]]:
     where = f"runs[{i}]"
     if not isinstance(raw, dict):
         return None, [Problem(file, where, "a mapping with keys " + ", ".join(ENTRY_KEYS), show(raw))]
@@ -74,19 +74,19 @@ def _entry(file: str, base: Path, i: int, raw: Any, default_reps: int, overrides
         scenario = load_scenario(os.path.normpath(base / ref), overrides=sets, engines_known=engines_known)
     except ScenarioError as e:
         return None, problems + e.problems
-    chosen = [engine] if engine else list(engines or scenario.engines)
+    chosen = list(engine) if engine else list(engines or scenario.engines)
     if problems:
         return None, problems
     return Planned(scenario, chosen, reps), []
 
 
 def load_suite(path: str | Path, overrides: Sequence[str] = (), engines_known: set[str] | None = None,
-               engine: str | None = None) -> tuple[dict[str, Any], list[Planned]]:
+               engine: list[str] | None = None) -> tuple[dict[str, Any], list[Planned]]:
     """Read and validate a suite and every scenario it names; raise :class:`ScenarioError` listing every problem.
 
     Returns the suite's header for results.json and its plan. ``overrides``
     (``--set``) apply to every scenario, after the suite's own ``set``;
-    ``engine`` (``--engine``) runs every entry on that engine alone.
+    ``engine`` (``--engine a,b``) runs every entry on those engines alone.
     """
     file = str(path)
     data, problems = read_yaml_mapping(Path(path), file, "suite", ", ".join(SUITE_KEYS))

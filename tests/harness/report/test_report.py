@@ -34,7 +34,9 @@ def _run(engine: str, verdict: str = "pass", **extra) -> dict:
                     "recovery_s": [2.0], "keeps_up": {"keeps_up": True},
                     "timeline": {"inputs": [10] * 10, "outputs": [10, 10, 10, 10, 0, 0, 30, 10, 10, 10],
                                  "p99_ms": [100] * 4 + [2000, 1500, 300] + [100] * 3}},
-        "engine_status": {"config": {"commit_interval_ms": 100}, "fenced": 1, "rejoins": 2, "revocations": 3},
+        "engine_status": {"config": {"commit_interval_ms": 100}, "facts": {
+            "output visibility": "commit interval 100 ms", "commits refused by fencing": 1, "rejoins": 2,
+            "rebalance revocations while processing": 3}},
     }
     run.update(extra)
     return run
@@ -51,8 +53,9 @@ def _results(*runs: dict) -> dict:
 def _both() -> dict:
     cluster = _run("cluster", verdict="fail", engine_status={
         "config": {"checkpoint_interval_ms": 1000},
-        "checkpoints": {"completed": 9, "duration_ms_p50": 4.0, "duration_ms_p99": 9.0,
-                        "alignment_ms_p50": 1.0, "alignment_ms_p99": 3.0, "restores": 1}})
+        "facts": {"output visibility": "checkpoint interval 1000 ms", "checkpoints completed": 9,
+                  "checkpoint duration p50 / p99 ms": "4 / 9", "alignment p50 / p99 ms": "1 / 3",
+                  "global rollbacks": 1}})
     cluster["anomalies"]["duplicate"] = 7
     cluster["examples"] = {"duplicate": [{"id": 42, "times": 2}]}
     cluster["expectations"] = {"met": False, "unmet": ["correct: expected pass, got fail"]}
@@ -72,6 +75,7 @@ def test_summary_md_shows_verdicts_differences_and_examples():
     assert "| global rollbacks | - | 1 |" in side
     assert "| commits refused by fencing | 1 | - |" in side
     assert "| rebalance revocations while processing | 3 | - |" in side
+    assert "| checkpoint duration p50 / p99 ms | - | 4 / 9 |" in side
     assert "window result latency" not in side  # no run has it: the row says nothing and is left out
     assert '**cluster**, duplicate: `{"id": 42, "times": 2}`' in md
 

@@ -114,7 +114,7 @@ def test_engine_list_and_to_dict(scenario_file):
     scenario = load_scenario(scenario_file(GOOD + "engine_config: {embedded: {commit_interval_ms: 100}}\n"
                                           "expect: {p99_latency: '< 5s', anomalies: {lost: '== 0'}}\n"))
     assert scenario.engine_list() == ["embedded"]
-    assert scenario.engine_list("cluster") == ["cluster"]
+    assert scenario.engine_list(["cluster", "embedded"]) == ["cluster", "embedded"]
     d = scenario.to_dict()
     assert d["guarantee"] == "exactly_once"
     assert d["workload"]["key_skew"] == "uniform"

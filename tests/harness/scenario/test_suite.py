@@ -52,7 +52,7 @@ def test_overrides_repetitions_and_engine_choice(tmp_path):
     assert (alos.engines, alos.repetitions) == (["embedded", "cluster"], 1)
     assert eos.scenario.workload.rate == alos.scenario.workload.rate == 100  # --set reaches every scenario
     assert header["suite"]["runs"][0] == {"scenario": "kill-instance-eos", "engines": ["cluster"], "repetitions": 2}
-    _, plan = load_suite(path, engines_known=KNOWN, engine="embedded")
+    _, plan = load_suite(path, engines_known=KNOWN, engine=["embedded"])
     assert [i.engines for i in plan] == [["embedded"], ["embedded"]]
 
 
