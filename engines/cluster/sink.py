@@ -34,8 +34,7 @@ import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from harness.api import Guarantee
-from harness.errors import StreamgaugeError
-from harness.kafka.client import admin, stable_and_end_offsets
+from harness.api.toolkit import StreamgaugeError, admin, stable_and_end_offsets
 
 StagedRecord = tuple[str | None, bytes, int | None, str]
 """One output record as staged: (key, value, timestamp in ms or None for "now", topic)."""

@@ -221,7 +221,7 @@ _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Name = Annotated[str, Strict(), Field(pattern=_NAME_PATTERN),
                  _Expected('a name of letters, digits, ".", "_" or "-", like "kill-instance-eos"')]
 EngineName = Annotated[str, Strict(), Field(pattern=_NAME_PATTERN),
-                       _Expected('an engine name, like "embedded"')]
+                       _Expected('an installed engine name (streamgauge engines lists them)')]
 _JOB_EXPECTED = 'a job reference module:function, like "scenarios.jobs:running_sum"'
 JobRef = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"), _Expected(_JOB_EXPECTED)]
 PositiveInt = Annotated[int, Strict(), Field(ge=1), _Expected("an integer >= 1")]
@@ -578,7 +578,7 @@ class Scenario(_Model):
     description: Annotated[str, Strict(), _Expected("a string")] | None = None
     job: JobRef
     engines: Annotated[list[EngineName], Field(min_length=1),
-                       _Expected("a non-empty list of engine names, like [embedded]")]
+                       _Expected("a non-empty list of installed engine names (streamgauge engines lists them)")]
     guarantee: Guarantee
     parallelism: PositiveInt
     partitions: PositiveInt

@@ -55,7 +55,7 @@ def _entry(file: str, base: Path, i: int, raw: Any, default_reps: int, overrides
     engines = raw.get("engines")
     if engines is not None and (not isinstance(engines, list) or not engines
                                 or not all(isinstance(e, str) for e in engines)):
-        problems.append(Problem(file, f"{where}.engines", "a non-empty list of engine names, like [embedded]",
+        problems.append(Problem(file, f"{where}.engines", "a non-empty list of installed engine names (streamgauge engines lists them)",
                                 show(engines)))
         engines = None
     elif engines is not None and engines_known is not None:
