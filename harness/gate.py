@@ -1,4 +1,4 @@
-"""The regression gate: a results.json against a committed baseline (DESIGN §11).
+"""The regression gate: a results.json against a committed baseline.
 
 Correctness fails outright: an invalid run, an `unknown` verdict, an unmet
 expectation, or a (scenario, engine) of the baseline that did not run.

@@ -1,11 +1,11 @@
-"""Reference engine B — the coordinated-cluster model (Apache Flink), DESIGN §5.
+"""Reference engine B — the coordinated-cluster model (Apache Flink).
 
 One JobManager process and N TaskManager processes with slots. The deployer
 creates the sink's commit-marker topic, starts the JobManager, then the
 TaskManagers, which register with it; the JobManager deploys the job and
 checkpoints it.
 
-Event time (DESIGN §5.6): sources generate per-partition watermarks and send
+Event time: sources generate per-partition watermarks and send
 them in-band; window operators fire on the watermark and write late records
 to the pipeline's late side output, the deploy spec's
 ``topics[pipeline.late_topic]`` (else ``topics["late"]``).

@@ -1,4 +1,4 @@
-"""Aligned checkpoint barriers for a task with several input channels (DESIGN §5.3).
+"""Aligned checkpoint barriers for a task with several input channels.
 
 When barrier n arrives on a channel, that channel is blocked: records behind
 the barrier wait until barrier n has arrived on every channel. Then the task

@@ -1,4 +1,4 @@
-"""Key groups (DESIGN §5.5): keyed state is sharded into max-parallelism key groups.
+"""Key groups: keyed state is sharded into max-parallelism key groups.
 
 A key's group is murmur3_32 of its UTF-8 bytes modulo the max parallelism
 (128); a subtask owns a contiguous range of key groups, so rescaling moves

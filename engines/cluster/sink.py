@@ -1,4 +1,4 @@
-"""The cluster engine's Kafka sink: exactly-once by write-ahead, at-least-once by writing through (DESIGN §5.7).
+"""The cluster engine's Kafka sink: exactly-once by write-ahead, at-least-once by writing through.
 
 The Python Kafka client cannot resume another producer's transaction, so a
 Flink-style two-phase-commit sink (pre-commit at the barrier, commit on
@@ -166,7 +166,7 @@ def _poll_to_end(consumer: Consumer, topic: str, partitions: int, timeout_s: flo
 
 
 class WriteAheadSink:
-    """One sink subtask writing to a Kafka topic (and side-output topics) under ``guarantee`` (DESIGN §5.7).
+    """One sink subtask writing to a Kafka topic (and side-output topics) under ``guarantee``.
 
     Calls are blocking. ``write`` and ``snapshot`` must come in stream order
     (a record written after ``snapshot(e)`` belongs to epoch ``e + 1``);

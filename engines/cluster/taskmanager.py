@@ -6,7 +6,7 @@ the data plane: one TCP connection per channel (upstream subtask -> downstream
 subtask), with credit-based flow control, so a slow consumer stops its
 producers and backpressure reaches the Kafka sources.
 
-Event time (DESIGN §5.6): a source subtask tracks per-partition watermarks
+Event time: a source subtask tracks per-partition watermarks
 (:mod:`engines.cluster.watermarks`) and sends its watermark and idle status
 in-band on every output channel; a subtask with inputs combines its channels'
 watermarks in a valve, fires its window operators

@@ -1,4 +1,4 @@
-"""Event-time watermarks of the cluster engine (DESIGN §5.6), as in Flink.
+"""Event-time watermarks of the cluster engine, as in Flink.
 
 Pure logic, no I/O, so it is tested without Kafka:
 

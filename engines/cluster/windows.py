@@ -1,4 +1,4 @@
-"""The event-time window operator of the cluster engine (DESIGN §5.6), as Flink's ``WindowOperator``.
+"""The event-time window operator of the cluster engine, as Flink's ``WindowOperator``.
 
 Pure logic, no I/O. For a record with event time ``ts``, every window
 ``(ws, we)`` it belongs to is either *late* — ``we - 1 + grace <= watermark``:

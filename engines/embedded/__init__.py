@@ -1,4 +1,4 @@
-"""Reference engine A — the embedded library model (Kafka Streams), DESIGN §4.
+"""Reference engine A — the embedded library model (Kafka Streams).
 
 The deployer creates the internal topics (repartition and compacted changelog
 topics, all under the run's prefix), then starts one OS process per

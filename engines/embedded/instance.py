@@ -6,7 +6,7 @@ repartition topics; a task is (sub-topology, partition) and owns a state store
 per aggregate, backed by a compacted changelog topic and restored from it
 (read_committed) before the task processes anything.
 
-Windows (DESIGN §4.5, §4.7): each task keeps a stream-time per window
+Windows: each task keeps a stream-time per window
 operator (the max event time it has seen, never decreasing). A record whose
 window closed (``end + grace <= stream-time``) goes to the late side output;
 a window is emitted once, with emit-final, when stream-time reaches

@@ -141,7 +141,7 @@ class WindowAggregate:
 
 
 def late_record(event: Event, key: str | None, start: int, end: int, why: str) -> Event:
-    """The late side output's record for one (event, window) pair (DESIGN §3)."""
+    """The late side output's record for one (event, window) pair."""
     return {"id": event.get("id"), "k": key, "et": event.get("et"), "ws": start, "we": end, "why": why}
 
 

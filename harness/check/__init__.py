@@ -1,4 +1,4 @@
-"""Oracle and checkers (DESIGN §9): judge a run's output topic against a reference interpretation of the job.
+"""Oracle and checkers: judge a run's output topic against a reference interpretation of the job.
 
 Per-record classes (lost, duplicate, inconsistent, order) judge jobs that
 emit per input and pass as "not applicable" on windowed jobs; the window

@@ -1,4 +1,4 @@
-"""The oracle: a single-threaded reference interpreter of the Pipeline DSL (DESIGN §9).
+"""The oracle: a single-threaded reference interpreter of the Pipeline DSL.
 
 It reads the input topic as actually written, in (partition, offset) order,
 and runs every event through the pipeline's operators one at a time. For each

@@ -71,7 +71,7 @@ def overall(results: list[CheckResult]) -> Verdict:
 
 
 def summarize(results: list[CheckResult]) -> dict[str, dict[str, Any]]:
-    """The ``anomalies`` and ``examples`` fields of a run in results.json (DESIGN §11).
+    """The ``anomalies`` and ``examples`` fields of a run in results.json.
 
     Every checker appears in ``anomalies``; only checkers with examples appear in ``examples``.
     """

@@ -1,4 +1,4 @@
-"""Window checkers (DESIGN §9, "window accounting"): every input is counted exactly once in each window of its
+"""Window checkers ("window accounting"): every input is counted exactly once in each window of its
 key it belongs to, or declared late for it — never both, never neither; definitely-late inputs are declared late.
 
 A window output is ``{"k", "ws", "we", ...}`` (for the built-in jobs ``n``,

@@ -31,7 +31,7 @@ def admin(bootstrap: str) -> AdminClient:
 RUN_TOPIC_CONFIG = {"retention.ms": "-1"}
 """Config of every topic streamgauge creates, unless the caller overrides it.
 
-Record timestamps are event times (DESIGN §3), which a scenario may put far in
+Record timestamps are event times, which a scenario may put far in
 the past (late data, lagging partitions). With the broker's time retention a
 segment whose newest timestamp is older than ``retention.ms`` is deleted at
 the next retention pass (the first one runs 30 s after a broker starts), inputs

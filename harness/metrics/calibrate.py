@@ -6,7 +6,7 @@ records just produced, read_committed), and a transactional copy
 (consume, produce, offsets in the transaction, a commit every 100 ms — what
 an exactly-once engine does at the least). Engine figures are reported as a
 fraction of these, and the gate compares runs from different machines by
-them (DESIGN §10, §11).
+them.
 """
 
 from __future__ import annotations

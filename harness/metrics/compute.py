@@ -1,4 +1,4 @@
-"""Metrics of one run from the probe's stamps and the generator's schedule (DESIGN §10)."""
+"""Metrics of one run from the probe's stamps and the generator's schedule."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def latency_histogram(receipt_us: Sequence[int], st_us: Sequence[int]) -> HdrHis
 
 def window_result_latency_ms(receipt_us: Sequence[int], window_end_ms: Sequence[int],
                              grace_ms: int) -> dict[str, float | int]:
-    """Window result latency (DESIGN §10): receipt - (window end + grace), per window output, in ms.
+    """Window result latency: receipt - (window end + grace), per window output, in ms.
 
     ``receipt_us`` and ``window_end_ms`` are parallel (the probe's stamps and
     its outputs' ``we``); a window end < 0 marks an output that is no window

@@ -1,4 +1,4 @@
-"""The probe: a read_committed consumer that stamps every output on receipt (DESIGN §10)."""
+"""The probe: a read_committed consumer that stamps every output on receipt."""
 
 from __future__ import annotations
 

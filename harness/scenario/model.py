@@ -1,6 +1,6 @@
 """Scenario files as typed, frozen, validated data.
 
-A scenario is plain data (DESIGN §7): a job reference, a workload, a list of
+A scenario is plain data: a job reference, a workload, a list of
 faults and what to expect of the run. :func:`load_scenario` reads a YAML file,
 applies ``--set key=value`` overrides, validates everything and either returns
 a :class:`Scenario` or raises one :class:`ScenarioError` that lists *every*
@@ -78,7 +78,7 @@ __all__ = [
     "parse_rate",
 ]
 
-#: Anomaly classes the checkers report (DESIGN §9, the names of ``harness.check.CHECKERS``);
+#: Anomaly classes the checkers report (the names of ``harness.check.CHECKERS``);
 #: ``expect.anomalies`` keys must be one of these. Kept here so loading a scenario imports no checker.
 ANOMALY_CLASSES: tuple[str, ...] = (
     "lost", "duplicate", "unexpected", "inconsistent", "order", "aborted_read", "hanging_txn",
@@ -468,8 +468,8 @@ class Idle(_Model):
 class Workload(_Model):
     """The open-loop load: ``rate`` events/s for ``duration`` seconds over ``keys`` keys, seeded.
 
-    ``disorder``, ``late``, ``lagging`` and ``idle`` transform the schedule
-    (DESIGN §8), each from its own seeded random stream, so adding one changes
+    ``disorder``, ``late``, ``lagging`` and ``idle`` transform the schedule,
+    each from its own seeded random stream, so adding one changes
     neither the events' content nor another transform's choices. A partition
     named by ``lagging`` or ``idle`` is a Kafka partition of the input topic.
     """

@@ -1,4 +1,4 @@
-"""The runner: one scenario on one or more engines, along the timeline of DESIGN §7.
+"""The runner: one scenario on one or more engines, along the run's timeline.
 
 provision Kafka -> create topics -> deploy engine and wait ready -> start probe
 -> start load (open loop) -> faults at their times -> stop load -> drain ->

@@ -1,4 +1,4 @@
-"""Disorder transforms of the schedule (DESIGN §8, STYLE 4): seeded, each from its own random stream.
+"""Disorder transforms of the schedule: seeded, each from its own random stream.
 
 An event's content (id, key, value) comes from the seed alone
 (:class:`~harness.workload.events.EventSource`); these transforms only move

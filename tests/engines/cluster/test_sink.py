@@ -1,4 +1,4 @@
-"""The cluster engine's write-ahead sink against a real broker (DESIGN §5.7)."""
+"""The cluster engine's write-ahead sink against a real broker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The write-ahead sink with a side-output topic: both topics in the epoch's one transaction (DESIGN §5.6-7)."""
+"""The write-ahead sink with a side-output topic: both topics in the epoch's one transaction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-partition source watermarks and the multi-input watermark valve (DESIGN §5.6), no Kafka."""
+"""Per-partition source watermarks and the multi-input watermark valve, no Kafka."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The cluster engine's event-time window operator (DESIGN §5.6), no Kafka."""
+"""The cluster engine's event-time window operator, no Kafka."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event-time windows end to end on the cluster engine: watermarks, firing once, the late side output (DESIGN §5.6)."""
+"""Event-time windows end to end on the cluster engine: watermarks, firing once, the late side output."""
 
 from __future__ import annotations
 
