@@ -7,6 +7,7 @@ an environment problem (the message says which and how to fix it).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -81,6 +82,10 @@ def _engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(name: str, msg: str) -> None:
+    print(f"[{name}] {msg}", file=sys.stderr, flush=True)
+
+
 def _engines_setup(args: argparse.Namespace) -> int:
     from harness.scenario.registry import engine_names, get_engine, parse_engine_list
 
@@ -89,7 +94,7 @@ def _engines_setup(args: argparse.Namespace) -> int:
         if all(p.met for p in engine.prerequisites()):
             continue
         print(f"setting up {name}...", file=sys.stderr)
-        engine.prepare(lambda msg, name=name: print(f"[{name}] {msg}", file=sys.stderr, flush=True))
+        engine.prepare(functools.partial(_say, name))
         missing = [p.name for p in engine.prerequisites() if not p.met]
         if missing:
             msg = f"{name}: still missing after set-up: {', '.join(missing)}"

@@ -9,12 +9,10 @@ side output (``topics["late"]``) is passed through to the instances.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupState, TopicPartition
-
+from engines.embedded.config import EmbeddedConfig, check_late_topic, parse_config
 from harness.api import (
     Aggregate,
     DeploySpec,
@@ -26,9 +24,8 @@ from harness.api import (
     load_job,
 )
 from harness.api.deployment import WorkerProcesses, config_problems, options_of
+from harness.api.groups import group_lag, group_stable
 from harness.api.toolkit import ConfigError, admin, create_topics
-
-from engines.embedded.config import EmbeddedConfig, check_late_topic, parse_config
 
 
 @dataclass(frozen=True)
@@ -146,16 +143,8 @@ class EmbeddedDeployment(WorkerProcesses):
                       interval_s=0.2)
 
     def _group_stable(self, members: int) -> tuple[bool, str]:
-        try:
-            fut = self._admin.describe_consumer_groups([self.app_id], request_timeout=5)
-            desc = fut[self.app_id].result(timeout=10)
-        except Exception as e:  # noqa: BLE001 - the group may not exist yet
-            return False, f"group not described yet: {e}"
-        assigned = sum(len(m.assignment.topic_partitions) for m in desc.members if m.assignment)
         want = self.spec.partitions * len({s.input for s in self.pipeline.segments()})
-        state = desc.state
-        ok = state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == want
-        return ok, f"group {state}, {len(desc.members)}/{members} members, {assigned}/{want} partitions assigned"
+        return group_stable(self._admin, self.app_id, members, want)
 
     def transaction_timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000
@@ -180,25 +169,8 @@ class EmbeddedDeployment(WorkerProcesses):
         self._start(name)
 
     def lag(self) -> int | None:
-        """Records of the input topic the group has not committed yet (None when unknown).
-
-        Only the input topic: internal topics are transactional under
-        exactly_once, and their commit markers make end - committed a poor count.
-        """
-        from confluent_kafka import ConsumerGroupTopicPartitions
-        from confluent_kafka.admin import OffsetSpec
-
-        topic = self.topics["input"]
-        tps = [TopicPartition(topic, p) for p in range(self.spec.partitions)]
-        try:
-            a = self._admin
-            fut = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.app_id, tps)])
-            committed = {tp.partition: tp.offset for tp in fut[self.app_id].result(timeout=10).topic_partitions}
-            ends = a.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=10)
-            return sum(max(0, f.result(timeout=10).offset - max(0, committed.get(tp.partition, 0)))
-                       for tp, f in ends.items())
-        except Exception:  # noqa: BLE001 - unknown lag is reported as None
-            return None
+        """Records of the input topic the group has not committed yet (None when unknown)."""
+        return group_lag(self._admin, self.app_id, self.topics["input"], self.spec.partitions)
 
 
 ENGINE = EmbeddedEngine()

@@ -77,7 +77,7 @@ class Output:
         if self.event is None:
             return None
         start, end = self.event.get("ws"), self.event.get("we")
-        if not (_is_int(start) and _is_int(end)):
+        if not (isinstance(start, int) and isinstance(end, int) and _is_int(start) and _is_int(end)):
             return None
         return (self.stated_key, start, end)
 

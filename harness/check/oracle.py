@@ -107,7 +107,7 @@ class Expected:
 
 def _split_at_aggregate(pipeline: Pipeline) -> tuple[list[Op], Aggregate | WindowAggregate | None, list[Op]]:
     """The operators between source and sink: those before the aggregate, the aggregate, those after it."""
-    middle = [op for op in pipeline.ops if not isinstance(op, (Source, Sink))]
+    middle: list[Op] = [op for op in pipeline.ops if not isinstance(op, (Source, Sink))]
     aggregates = [i for i, op in enumerate(middle) if isinstance(op, (Aggregate, WindowAggregate))]
     if not aggregates:
         return middle, None, []

@@ -9,6 +9,7 @@ plots.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 import threading
@@ -99,7 +100,7 @@ class FaultInjector(threading.Thread):
         self._paused: set[str] = set()
         self._lock = threading.Lock()
         for i, f in enumerate(self.faults):
-            self._schedule(f.at_s, lambda f=f, i=i: self._inject(f, i))
+            self._schedule(f.at_s, functools.partial(self._inject, f, i))
 
     def _schedule(self, at_s: float, run: Callable[[], None]) -> None:
         self._seq += 1

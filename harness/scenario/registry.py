@@ -86,7 +86,7 @@ def get_engine(name: str) -> Engine:
         where = getattr(eps[name], "value", name)
         msg = f"engine {name!r} ({where}) does not implement the Engine protocol: it lacks {', '.join(missing)}"
         raise CapabilityError(msg)
-    return engine  # type: ignore[no-any-return]
+    return engine
 
 
 def describe(name: str) -> dict[str, Any]:

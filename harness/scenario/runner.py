@@ -27,29 +27,39 @@ from typing import Any
 import orjson
 import psutil
 
-from harness.api import DeploySpec, Engine, FaultRequest, Guarantee, Lagging, RunRequest, WindowAggregate, load_job
+from harness.api import (
+    Deployment,
+    DeploySpec,
+    Engine,
+    FaultRequest,
+    Guarantee,
+    Lagging,
+    RunRequest,
+    WindowAggregate,
+    load_job,
+)
 from harness.check import Observed, overall, run_checks, summarize
 from harness.check.oracle import Oracle
 from harness.errors import CapabilityError, ProcessError
 from harness.faults import Fault, FaultInjector, fault_problems
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
 from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
+from harness.metrics.calibrate import calibrate
 from harness.metrics.compute import (
-    window_result_latency_ms,
     baseline_p99,
     keeps_up,
     latency_histogram,
     percentiles_ms,
     recovery_seconds,
     timeline,
+    window_result_latency_ms,
 )
-from harness.metrics.calibrate import calibrate
 from harness.metrics.probe import Probe
-from harness.workload.generator import workload_fields
 from harness.proc import SUPERVISOR, ManagedProcess
 from harness.report import SCHEMA
 from harness.scenario.model import Scenario
 from harness.scenario.registry import get_engine
+from harness.workload.generator import workload_fields
 
 READY_TIMEOUT_S = 180.0
 
@@ -275,7 +285,7 @@ class RunOne:
         self.run_dir = run_dir or opts.out_dir / engine
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap = kafka.bootstrap_servers()
-        self.deployment = None
+        self.deployment: Deployment | None = None
         self.probe: Probe | None = None
         self.generator: ManagedProcess | None = None
         self.injector: FaultInjector | None = None
@@ -399,7 +409,7 @@ class RunOne:
         uncommitted = read_all(self.bootstrap, self.topics["output"], isolation="read_uncommitted")
         late = read_all(self.bootstrap, self.topics["late"], isolation="read_committed") if "late" in self.topics else []
         self.late_ids = {orjson.loads(r.value).get("id") for r in late if r.value}
-        checked_topics = [t for t in list_topics(self.bootstrap, self.prefix) if t != self.topics["input"]]
+        checked_topics = [t for t in list_topics(self.bootstrap) if self.prefix in t and t != self.topics["input"]]
         observed = Observed(
             inputs=inputs, committed=committed, uncommitted=uncommitted, probe=list(self.probe.positions),
             offsets=stable_and_end_offsets(self.bootstrap, checked_topics),
@@ -500,5 +510,7 @@ class RunOne:
             self.sampler.stop()
 
     def _delete_topics(self) -> None:
+        """Every topic whose name contains the run's prefix: the run's own, and those an engine derives from
+        its application id (which starts with the prefix) however it shapes the name."""
         if not self.opts.keep_topics:
-            delete_topics(self.bootstrap, list_topics(self.bootstrap, self.prefix))
+            delete_topics(self.bootstrap, [t for t in list_topics(self.bootstrap) if self.prefix in t])
