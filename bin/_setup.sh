@@ -1,6 +1,6 @@
 # Sourced by bin/sg-main and bin/sg-test: makes .venv/ and installs streamgauge
-# and everything it needs from the project's own files (pyproject.toml and the
-# Maven pom in harness/kafka/). Safe to run again: it only redoes what changed.
+# and everything it needs from the project's own files (pyproject.toml, the Maven
+# poms, a peer's requirements). Safe to run again: it only redoes what changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -37,3 +37,6 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 fi
 # Resolve (once) and cache the Kafka broker classpath, so tests start brokers offline.
 .venv/bin/streamgauge kafka classpath >/dev/null
+# Every engine's prerequisites (a peer's classpath and compiled sources, its virtual environment): cached,
+# so this is quick once done.
+.venv/bin/streamgauge engines setup

@@ -3,17 +3,25 @@ holding its partitions, and how much input has it yet to commit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 
-def group_stable(client: AdminClient, group: str, members: int, partitions: int) -> tuple[bool, str]:
-    """(ready, how it stands): the group is stable, has ``members`` members and ``partitions`` assigned."""
+def group_stable(client: AdminClient, group: str, members: int, partitions: int,
+                 counted: Callable[[str], bool] = lambda topic: True) -> tuple[bool, str]:
+    """(ready, how it stands): the group is stable, has ``members`` members and ``partitions`` assigned.
+
+    Only partitions of topics ``counted`` accepts are counted (an engine may
+    assign itself others, such as changelogs it restores from).
+    """
     try:
         desc = client.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
     except Exception as e:  # noqa: BLE001 - the group may not exist yet
         return False, f"group not described yet: {e}"
-    assigned = sum(len(m.assignment.topic_partitions) for m in desc.members if m.assignment)
+    assigned = sum(1 for m in desc.members if m.assignment for tp in m.assignment.topic_partitions
+                   if counted(tp.topic))
     ok = desc.state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == partitions
     return ok, f"group {desc.state}, {len(desc.members)}/{members} members, {assigned}/{partitions} partitions assigned"
 

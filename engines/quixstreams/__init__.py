@@ -1,0 +1,174 @@
+"""Peer engine: quixstreams 3.28.1, run as it ships, in a virtual environment of its own.
+
+:mod:`engines.quixstreams.venv` makes that environment and names quixstreams'
+internal topics; ``worker.py`` (run by the environment's Python, not imported
+here) is one application instance, and implements the catalogue's jobs in
+quixstreams' own API. NOTES.md says how quixstreams closes windows and what
+was measured.
+
+Defaults are quixstreams' own: a random ``transactional.id`` per process
+(so a killed instance's open transaction holds read_committed consumers back
+until the broker aborts it, 60 s by default), librdkafka's 45 s session
+timeout, windows closed per key. Scenarios set options to compare like with
+like; the defaults' costs are findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engines.quixstreams import venv
+from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
+from harness.api.groups import group_lag, group_stable
+from harness.api.toolkit import admin
+
+NAME = "quixstreams"
+CATALOGUE = "scenarios.jobs"
+#: The catalogue's jobs this engine implements -> how many topics its consumer group reads
+#: (a group_by adds a repartition topic with the input's partition count).
+JOB_TOPICS = {"echo": 1, "running_sum": 1, "running_sum_rekeyed": 2, "windowed_count": 1,
+              "windowed_count_rekeyed": 2, "sliding_sum": 1}
+LIBRDKAFKA_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+class QuixConfig(BaseModel):
+    """Options of the quixstreams engine; None leaves quixstreams' (or librdkafka's) own default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    commit_interval_ms: int | None = Field(None, gt=0, description="Application(commit_interval); "
+                                                                   "None: quixstreams' 5 s")
+    session_timeout_ms: int | None = Field(None, ge=1000, description="session.timeout.ms; None: librdkafka's 45 s")
+    heartbeat_interval_ms: int | None = Field(None, ge=100, description="heartbeat.interval.ms; None: 3 s")
+    transactional_id: Literal["random", "per_instance"] = Field(
+        "random", description="random: quixstreams' own (a UUID per process); per_instance: <app id>-<instance>, "
+                              "so a restarted instance fences its predecessor's transaction")
+    closing_strategy: Literal["key", "partition"] | None = Field(
+        None, description="window closing; None: quixstreams' own ('key': per key)")
+    properties: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="librdkafka settings for the consumer and producer, passed through")
+
+    def transaction_timeout_ms(self) -> int:
+        value = self.properties.get("transaction.timeout.ms", LIBRDKAFKA_TRANSACTION_TIMEOUT_MS)
+        return int(value)
+
+
+def job_name(job: str) -> str | None:
+    """The catalogue name of a job reference (``scenarios.jobs:running_sum`` -> running_sum), None if not ours."""
+    module, _, name = job.partition(":")
+    return name if module == CATALOGUE and name in JOB_TOPICS else None
+
+
+class QuixEngine:
+    """Deploys a catalogue job as N quixstreams application instances sharing one consumer group."""
+
+    name = NAME
+    guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
+    roles = frozenset({"instance"})
+    worker_roles = frozenset({"instance"})
+    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
+    options = options_of(QuixConfig)
+
+    def unsupported(self, kind: str, role: str) -> str | None:
+        return None
+
+    def problems(self, request: RunRequest) -> list[str]:
+        out = config_problems(QuixConfig, request.options, self.name)
+        if not venv.is_ready():
+            out.append(f"the quixstreams environment is not set up; run: {venv.FIX}")
+        return out
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return [Prerequisite(name, met, fix) for name, met, fix in venv.prerequisites()]
+
+    def prepare(self, log: Callable[[str], None] = print) -> None:
+        venv.prepare(log)
+
+    def deploy(self, spec: DeploySpec) -> QuixDeployment:
+        return QuixDeployment(spec)
+
+
+class QuixDeployment(WorkerProcesses):
+    """A running quixstreams job: its instance processes."""
+
+    kind = NAME
+
+    def __init__(self, spec: DeploySpec) -> None:
+        super().__init__(spec.run_dir / NAME)
+        self.spec = spec
+        self.config = parse_engine_config(QuixConfig, spec.config, NAME)
+        self.job = job_name(spec.job) or spec.job
+        self.app_id = f"{spec.prefix}app"
+        self.argv = venv.worker_argv()
+        self._admin = admin(spec.bootstrap)
+        for i in range(spec.parallelism):
+            self._start(f"instance-{i}")
+
+    def _instance_config(self, name: str) -> dict[str, Any]:
+        c = self.config
+        cfg: dict[str, Any] = {
+            "bootstrap": self.spec.bootstrap, "application_id": self.app_id, "instance_id": name, "job": self.job,
+            "guarantee": self.spec.guarantee.value, "topics": self.spec.topics,
+            "state_dir": str(self.dir / name / "state"), "properties": dict(c.properties)}
+        if c.commit_interval_ms is not None:
+            cfg["commit_interval_s"] = c.commit_interval_ms / 1000
+        for key in ("session_timeout_ms", "heartbeat_interval_ms", "closing_strategy"):
+            if getattr(c, key) is not None:
+                cfg[key] = getattr(c, key)
+        if c.transactional_id == "per_instance":
+            cfg["transactional_id"] = f"{self.app_id}-{name}"
+        return cfg
+
+    def _start(self, name: str) -> None:
+        self.spawn(name, "instance", self._instance_config(name), command=self.argv)
+
+    def _start_worker(self, name: str) -> None:
+        """Restart an instance under the same name and state directory."""
+        self._start(name)
+
+    # -- Deployment ----------------------------------------------------------------------------------
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Ready when every instance is RUNNING and the group is stable with all partitions assigned."""
+        want = self.spec.partitions * JOB_TOPICS.get(self.job, 1)
+
+        def ready() -> tuple[bool, str]:
+            states = {n: s.get("state") for n, s in self.statuses().items()}
+            if any(state != "RUNNING" for state in states.values()):
+                return False, f"instance states {states}"
+            return group_stable(self._admin, self.app_id, len(self._procs), want, counted=self._processed_topic)
+
+        self.wait_for(ready, timeout_s, "the quixstreams job to become ready", interval_s=0.2)
+
+    def _processed_topic(self, topic: str) -> bool:
+        """The input, and a group_by's repartition topic (not the changelogs an instance restores from)."""
+        return topic == self.spec.topics["input"] or topic.startswith(f"repartition__{self.app_id}--")
+
+    def transaction_timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms() / 1000
+
+    def lag(self) -> int | None:
+        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
+
+    def status(self) -> dict[str, Any]:
+        counters = self.statuses()
+
+        def total(key: str) -> int:
+            return sum(int(c.get(key) or 0) for c in counters.values())
+
+        commit_ms = self.config.commit_interval_ms or 5000
+        facts = {"output visibility": f"commit interval {commit_ms} ms",
+                 "rebalances": total("rebalances"), "rebalance revocations while processing": total("revocations"),
+                 "state recoveries": total("recoveries"), "restored records": total("restored_records"),
+                 "transactional id": self.config.transactional_id,
+                 "window closing": self.config.closing_strategy or "key (per key)"}
+        return {"engine": NAME, "application_id": self.app_id, "facts": facts, "late_records": total("late_records"),
+                "instance_counters": counters, "config": self.config.model_dump(),
+                "instances": len(self._procs), "restarts": self.restarts}
+
+
+ENGINE = QuixEngine()
