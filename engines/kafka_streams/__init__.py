@@ -1,0 +1,217 @@
+"""Peer engine: Apache Kafka Streams (the broker's version line, 4.1.x), run as it ships.
+
+The worker (``java/io/streamgauge/ks``) implements the catalogue's jobs in
+the Kafka Streams DSL; :mod:`engines.kafka_streams.build` resolves its
+classpath with Maven (``pom.xml``) and compiles it with the machine's JDK,
+both cached outside the tree. One JVM per application instance; parallelism
+is the number of instances; ``application.id`` is under the run's prefix, so
+Kafka Streams' repartition and changelog topics are the run's and go with
+it; each instance's ``state.dir`` lives in the run directory and is kept
+across a restart of that instance.
+
+Defaults are Kafka Streams' own (session timeout 45 s, commit interval
+100 ms under exactly_once_v2 and 30 s under at_least_once, dynamic
+membership, no standby replicas); scenarios set options to compare like with
+like, and the defaults' costs are findings. Kafka Streams drops late records
+without a side output: the checker derives which inputs were late from the
+input as written (``late_rule``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engines.kafka_streams import build
+from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
+from harness.api.groups import group_lag, group_stable
+from harness.api.toolkit import admin
+
+NAME = "kafka-streams"
+CATALOGUE = "scenarios.jobs"
+#: The catalogue's jobs this engine implements -> how many topics its consumer group reads
+#: (a re-key adds a repartition topic with the input's partition count).
+JOB_TOPICS = {"echo": 1, "running_sum": 1, "running_sum_rekeyed": 2, "windowed_count": 1,
+              "windowed_count_rekeyed": 2, "sliding_sum": 1}
+EOS_TRANSACTION_TIMEOUT_MS = 10_000   # Kafka Streams' producer default under exactly_once_v2
+CLIENT_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+class KafkaStreamsConfig(BaseModel):
+    """Options of the kafka-streams engine (Kafka Streams' names); None leaves Kafka Streams' own default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    commit_interval_ms: int | None = Field(None, gt=0, description="commit.interval.ms; None: 100 under "
+                                                                   "exactly_once_v2, 30000 under at_least_once")
+    session_timeout_ms: int | None = Field(None, ge=1000, description="session.timeout.ms; None: 45000")
+    heartbeat_interval_ms: int | None = Field(None, ge=100, description="heartbeat.interval.ms; None: 3000")
+    static_membership: bool = Field(False, description="group.instance.id per instance (KIP-345)")
+    group_protocol: Literal["classic", "streams"] = Field(
+        "classic", description="group.protocol: classic, or streams (KIP-1071, if the broker offers it)")
+    num_standby_replicas: int | None = Field(None, ge=0, description="num.standby.replicas; None: 0")
+    num_stream_threads: int = Field(1, ge=1, description="num.stream.threads")
+    leave_group_on_close: bool = Field(False, description="an instance stopped cleanly leaves the group at once "
+                                                          "(Kafka Streams' own: it does not)")
+    properties: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="any other Kafka Streams configuration, passed through (checked "
+                                          "against Kafka Streams' own names)")
+
+    def streams_properties(self, replication: int) -> dict[str, str]:
+        """The Kafka Streams properties these options stand for; ``properties`` last, so they win."""
+        named = {"commit.interval.ms": self.commit_interval_ms, "session.timeout.ms": self.session_timeout_ms,
+                 "heartbeat.interval.ms": self.heartbeat_interval_ms, "num.standby.replicas": self.num_standby_replicas,
+                 "num.stream.threads": self.num_stream_threads, "replication.factor": replication}
+        if self.group_protocol != "classic":
+            named["group.protocol"] = self.group_protocol
+        out = {k: str(v) for k, v in named.items() if v is not None}
+        out.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.properties.items()})
+        return out
+
+    def effective_commit_interval_ms(self, guarantee: Guarantee) -> int:
+        if "commit.interval.ms" in self.properties:
+            return int(self.properties["commit.interval.ms"])
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms
+        return 100 if guarantee is Guarantee.exactly_once else 30_000
+
+    def transaction_timeout_ms(self, guarantee: Guarantee) -> int:
+        for key in ("producer.transaction.timeout.ms", "transaction.timeout.ms"):
+            if key in self.properties:
+                return int(self.properties[key])
+        return EOS_TRANSACTION_TIMEOUT_MS if guarantee is Guarantee.exactly_once else CLIENT_TRANSACTION_TIMEOUT_MS
+
+
+def job_name(job: str) -> str | None:
+    """The catalogue name of a job reference (``scenarios.jobs:running_sum`` -> running_sum), None if not ours."""
+    module, _, name = job.partition(":")
+    return name if module == CATALOGUE and name in JOB_TOPICS else None
+
+
+def property_problems(properties: dict[str, Any], known: frozenset[str] | None) -> list[str]:
+    """Pass-through properties Kafka Streams does not know, and those that would undo what the harness sets."""
+    owned = {"application.id", "bootstrap.servers", "processing.guarantee", "state.dir", "client.id",
+             "default.key.serde", "default.value.serde"}
+    out = [f"engine_config.{NAME}.properties.{name}: set by streamgauge for every run (use the scenario's "
+           f"guarantee for processing.guarantee)" for name in sorted(properties) if name in owned]
+    if known is not None:
+        out += [f"engine_config.{NAME}.properties.{name}: not a Kafka Streams configuration name"
+                for name in sorted(properties) if name not in known and name not in owned]
+    return out
+
+
+class KafkaStreamsEngine:
+    """Deploys a catalogue job as N Kafka Streams application instances (one JVM each)."""
+
+    name = NAME
+    guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
+    roles = frozenset({"instance"})
+    worker_roles = frozenset({"instance"})
+    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
+    options = options_of(KafkaStreamsConfig)
+    #: How this engine decides lateness, for a checker that must derive its late inputs (it has no side output).
+    late_rule = "stream_time_per_task"
+
+    def unsupported(self, kind: str, role: str) -> str | None:
+        return None
+
+    def problems(self, request: RunRequest) -> list[str]:
+        out = config_problems(KafkaStreamsConfig, request.options, self.name)
+        if not build.is_ready():
+            out.append(f"the Kafka Streams worker is not built; run: {build.SETUP}")
+        if not out:
+            config = KafkaStreamsConfig(**request.options)
+            out += property_problems(dict(config.properties), build.config_names())
+        return out
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return [Prerequisite(c.name, c.met, c.fix) for c in build.prerequisites()]
+
+    def prepare(self, log: Callable[[str], None] = print) -> None:
+        build.prepare(log)
+
+    def deploy(self, spec: DeploySpec) -> KafkaStreamsDeployment:
+        return KafkaStreamsDeployment(spec)
+
+
+class KafkaStreamsDeployment(WorkerProcesses):
+    """A running Kafka Streams job: its instance JVMs."""
+
+    kind = NAME
+
+    def __init__(self, spec: DeploySpec) -> None:
+        super().__init__(spec.run_dir / NAME)
+        self.spec = spec
+        self.config = parse_engine_config(KafkaStreamsConfig, spec.config, NAME)
+        self.job = job_name(spec.job) or spec.job
+        self.app_id = f"{spec.prefix}app"
+        worker = build.prepare(lambda msg: None)
+        self.command = worker.argv(self.dir / "CONFIG")[:-1]
+        self._admin = admin(spec.bootstrap)
+        for i in range(spec.parallelism):
+            self._start(f"instance-{i}")
+
+    def _instance_config(self, name: str) -> dict[str, Any]:
+        return {"bootstrap": self.spec.bootstrap, "application_id": self.app_id, "instance_id": name,
+                "job": self.job, "guarantee": self.spec.guarantee.value, "topics": self.spec.topics,
+                "state_dir": str(self.dir / name / "state"),
+                "properties": self.config.streams_properties(self.spec.replication),
+                "static_membership": self.config.static_membership,
+                "leave_group_on_close": self.config.leave_group_on_close,
+                "close_timeout_ms": 20_000}
+
+    def _start(self, name: str) -> None:
+        self.spawn(name, "instance", self._instance_config(name), command=self.command)
+
+    def _start_worker(self, name: str) -> None:
+        """Restart an instance under the same name and state directory (its transactional producer
+        follows the task assignment under exactly_once_v2, so fencing is Kafka Streams' own)."""
+        self._start(name)
+
+    # -- Deployment ----------------------------------------------------------------------------------
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Ready when every instance is RUNNING and (classic protocol) the group is stable with every
+        partition assigned."""
+        want = self.spec.partitions * JOB_TOPICS.get(self.job, 1)
+
+        def ready() -> tuple[bool, str]:
+            states = {n: s.get("state") for n, s in self.statuses().items()}
+            if any(state != "RUNNING" for state in states.values()):
+                return False, f"instance states {states}"
+            if self.config.group_protocol != "classic":
+                return True, "every instance RUNNING"
+            return group_stable(self._admin, self.app_id, len(self._procs), want)
+
+        self.wait_for(ready, timeout_s, "the Kafka Streams job to become ready", interval_s=0.2)
+
+    def transaction_timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms(self.spec.guarantee) / 1000
+
+    def lag(self) -> int | None:
+        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
+
+    def status(self) -> dict[str, Any]:
+        counters = self.statuses()
+
+        def total(key: str) -> int:
+            return sum(int(c.get(key) or 0) for c in counters.values())
+
+        commit_ms = self.config.effective_commit_interval_ms(self.spec.guarantee)
+        facts = {"output visibility": f"commit interval {commit_ms} ms",
+                 "commits refused by fencing": total("fenced"), "rebalances": total("rebalances"),
+                 "tasks assigned / revoked": f"{total('tasks_assigned')} / {total('tasks_revoked')}",
+                 "restored records": total("restored_records"),
+                 "records dropped as late (Kafka Streams' metric)": total("dropped_records")}
+        return {"engine": NAME, "application_id": self.app_id, "facts": facts,
+                "fenced": total("fenced"), "dropped_records": total("dropped_records"),
+                "instance_counters": counters,
+                "config": {**self.config.model_dump(), "commit_interval_ms": commit_ms,
+                           "properties_in_force": self.config.streams_properties(self.spec.replication)},
+                "instances": len(self._procs), "restarts": self.restarts}
+
+
+ENGINE = KafkaStreamsEngine()
