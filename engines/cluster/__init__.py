@@ -17,11 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engines.cluster.graph import event_time_problems
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest, load_job
 from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
 from harness.api.toolkit import ConfigError, create_topics
-
-from engines.cluster.graph import event_time_problems
 
 
 class ClusterConfig(BaseModel):
@@ -68,6 +67,8 @@ class ClusterEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     jobs = None  # it interprets the Pipeline DSL: any job
     options = options_of(ClusterConfig)
+    late_side_output = True
+    window_time = "watermark"
 
     def unsupported(self, kind: str, role: str) -> str | None:
         """Why a fault cannot be aimed at ``role``, or None when it can."""

@@ -69,6 +69,8 @@ class EmbeddedEngine:
     fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
     jobs = None  # it interprets the Pipeline DSL: any job
     options = options_of(EmbeddedConfig)
+    late_side_output = True
+    window_time = "stream_time"
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

@@ -73,6 +73,8 @@ class QuixEngine:
     fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(QuixConfig)
+    late_side_output = True   # through quixstreams' on_late hook
+    window_time = "key_time"  # quixstreams' default closing strategy, "key"
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

@@ -103,7 +103,10 @@ class Deployment(Protocol):
         """Engine-specific facts for results.json.
 
         ``facts`` (label -> value, in display order) are what the report puts
-        in the side-by-side table of the models; ``config`` the options in force.
+        in the side-by-side table of the models; ``config`` the options in force;
+        ``late_records_counted`` (optional) the engine's own count of (input,
+        window) pairs it dropped as late, which the checkers hold against the
+        derived late set of an engine without a late side output.
         """
 
     def transaction_timeout_s(self) -> float:
@@ -158,7 +161,12 @@ class Engine(Protocol):
     ``jobs`` is ``None`` for an engine that runs any Python job (it
     interprets the Pipeline DSL), else the job references it implements
     natively. ``options`` maps each option of ``engine_config.<name>`` to a
-    one-line description (with its default).
+    one-line description (with its default). ``late_side_output`` is True
+    when it writes the records it drops as late to the late topic; when
+    False the checkers derive them. ``window_time`` says what closes a
+    window: ``stream_time`` (per task: the largest timestamp the task has
+    seen), ``watermark`` (the minimum over the inputs' watermarks) or
+    ``key_time`` (per key: the largest timestamp of the key's own records).
     """
 
     name: str
@@ -168,6 +176,8 @@ class Engine(Protocol):
     fault_kinds: frozenset[str]
     jobs: frozenset[str] | None
     options: Mapping[str, str]
+    late_side_output: bool
+    window_time: str
 
     def unsupported(self, kind: str, role: str) -> str | None:
         """Why a fault of ``kind`` cannot be aimed at ``role``, or None when it can."""
@@ -187,7 +197,10 @@ class Engine(Protocol):
 
 #: The members an engine must have (the Engine protocol), in the order they are reported missing.
 ENGINE_MEMBERS: tuple[str, ...] = ("name", "guarantees", "roles", "worker_roles", "fault_kinds", "jobs",
-                                   "options", "unsupported", "problems", "prerequisites", "prepare", "deploy")
+                                   "options", "late_side_output", "window_time", "unsupported", "problems",
+                                   "prerequisites", "prepare", "deploy")
+#: What may close a window (``Engine.window_time``).
+WINDOW_TIMES: tuple[str, ...] = ("stream_time", "watermark", "key_time")
 DEPLOYMENT_MEMBERS: tuple[str, ...] = ("processes", "wait_ready", "stop", "status", "transaction_timeout_s")
 
 

@@ -33,7 +33,12 @@ from harness.check.result import (
     verdict_table,
 )
 from harness.check.transactions import check_aborted_read, check_hanging_txn
-from harness.check.windows import check_definitely_late, check_window_accounting, check_window_duplicate
+from harness.check.windows import (
+    check_definitely_late,
+    check_late_metric,
+    check_window_accounting,
+    check_window_duplicate,
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ CHECKERS: list[Checker] = [
     Checker("window_accounting", check_window_accounting),
     Checker("window_duplicate", check_window_duplicate),
     Checker("definitely_late", check_definitely_late),
+    Checker("late_metric", check_late_metric),
 ]
 
 

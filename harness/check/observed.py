@@ -107,6 +107,17 @@ class Observed:
     txn_timeout_s: float = 10.0
     drained: bool = True
     late: list[Record] = field(default_factory=list)
+    #: False when the engine drops late records without writing them to the late topic (the checkers
+    #: then derive which inputs were late, see :mod:`harness.check.lateness`)
+    late_declared: bool = True
+    #: what closes the engine's windows: stream_time (per task), watermark, or key_time (per key)
+    window_time: str = "stream_time"
+    #: the engine's own count of (input, window) pairs it dropped as late, when it keeps one
+    late_metric: int | None = None
+    #: partitions of the input topic (and of a repartition topic); 0 when unknown
+    partitions: int = 0
+    #: how many faults were injected during the run
+    faults: int = 0
 
     @cached_property
     def committed_outputs(self) -> list[Output]:

@@ -49,8 +49,8 @@ __all__ = [
     "ANOMALY_CLASSES",
     "FAULT_KINDS",
     "Comparison",
-    "DrainSpec",
     "Disorder",
+    "DrainSpec",
     "Duration",
     "Expect",
     "Fault",
@@ -82,7 +82,7 @@ __all__ = [
 #: ``expect.anomalies`` keys must be one of these. Kept here so loading a scenario imports no checker.
 ANOMALY_CLASSES: tuple[str, ...] = (
     "lost", "duplicate", "unexpected", "inconsistent", "order", "aborted_read", "hanging_txn",
-    "window_accounting", "window_duplicate", "definitely_late",
+    "window_accounting", "window_duplicate", "definitely_late", "late_metric",
 )
 
 #: The fault actions a fault entry may name, exactly one per entry.
@@ -366,7 +366,7 @@ def _pick_validator(value: object) -> object:
     raise _custom(_PICK_EXPECTED)
 
 
-Pick = Annotated[Union[Literal["random"], int], BeforeValidator(_pick_validator), _Expected(_PICK_EXPECTED)]
+Pick = Annotated[Literal["random"] | int, BeforeValidator(_pick_validator), _Expected(_PICK_EXPECTED)]
 
 
 class _Action(_Model):
@@ -426,7 +426,7 @@ class Fault(_Model):
     @property
     def action(self) -> FaultAction:
         """The one action of this fault."""
-        return getattr(self, self.kind)  # type: ignore[no-any-return]
+        return getattr(self, self.kind)
 
 
 class Disorder(_Model):
@@ -525,11 +525,12 @@ class Expect(_Model):
     keeps_up: Annotated[bool, Strict(), _Expected("true or false")] | None = None
 
     def unmet(self, *, verdict: str, anomalies: Mapping[str, int], p99_latency_s: float | None = None,
-              recovery_s: Sequence[float] = (), keeps_up: bool | None = None) -> list[str]:
+              recovery_s: Sequence[float | None] = (), keeps_up: bool | None = None) -> list[str]:
         """Describe every expectation the measured run does not meet (empty: all met).
 
         A measurement that is missing (``None``, an anomaly class not reported,
-        no recovery times) does not meet an expectation about it.
+        no recovery times, a fault it never recovered from) does not meet an
+        expectation about it.
         """
         unmet: list[str] = []
         if self.correct is True and verdict != "pass":
@@ -551,7 +552,9 @@ class Expect(_Model):
             if not recovery_s:
                 unmet.append(f"recovery: expected {self.recovery}, not measured")
             for i, seconds in enumerate(recovery_s):
-                if not self.recovery.holds(seconds):
+                if seconds is None:
+                    unmet.append(f"recovery[{i}]: expected {self.recovery}, not measured")
+                elif not self.recovery.holds(seconds):
                     unmet.append(f"recovery[{i}]: expected {self.recovery}, got {format_seconds(seconds)}")
         if self.keeps_up is not None and keeps_up != self.keeps_up:
             unmet.append(f"keeps_up: expected {str(self.keeps_up).lower()}, got {keeps_up}")
@@ -567,7 +570,7 @@ def _scalar_validator(value: object) -> object:
     raise _custom(_SCALAR_EXPECTED)
 
 
-EngineConfigValue = Annotated[Union[bool, int, float, str, dict[str, Union[bool, int, float, str]]],
+EngineConfigValue = Annotated[bool | int | float | str | dict[str, bool | int | float | str],
                               BeforeValidator(_scalar_validator), _Expected(_SCALAR_EXPECTED)]
 
 
@@ -908,7 +911,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
@@ -936,7 +939,7 @@ def read_yaml_mapping(path: Path, file: str, what: str = "scenario",
     except (OSError, UnicodeDecodeError) as e:
         return None, [Problem(file, "", f"a readable UTF-8 {what} file", f"{type(e).__name__}: {e}")]
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         return None, [Problem(file, "", "valid YAML", _yaml_reason(e))]
     if not isinstance(data, dict):

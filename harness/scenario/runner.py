@@ -40,6 +40,7 @@ from harness.api import (
 )
 from harness.check import Observed, overall, run_checks, summarize
 from harness.check.oracle import Oracle
+from harness.check.windows import lateness_of
 from harness.errors import CapabilityError, ProcessError
 from harness.faults import Fault, FaultInjector, fault_problems
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
@@ -408,14 +409,19 @@ class RunOne:
         committed = read_all(self.bootstrap, self.topics["output"], isolation="read_committed")
         uncommitted = read_all(self.bootstrap, self.topics["output"], isolation="read_uncommitted")
         late = read_all(self.bootstrap, self.topics["late"], isolation="read_committed") if "late" in self.topics else []
-        self.late_ids = {orjson.loads(r.value).get("id") for r in late if r.value}
+        engine = get_engine(self.engine_name)
+        status = self.deployment.status()
         checked_topics = [t for t in list_topics(self.bootstrap) if self.prefix in t and t != self.topics["input"]]
         observed = Observed(
             inputs=inputs, committed=committed, uncommitted=uncommitted, probe=list(self.probe.positions),
             offsets=stable_and_end_offsets(self.bootstrap, checked_topics),
             offsets_later=lambda: stable_and_end_offsets(self.bootstrap, checked_topics),
             txn_timeout_s=self.deployment.transaction_timeout_s(), drained=drained,
-            late=late)
+            late=late, late_declared=engine.late_side_output, window_time=engine.window_time,
+            late_metric=status.get("late_records_counted"), partitions=s.partitions,
+            faults=len(self.injector.events))
+        late_pairs = self._late_pairs(observed, late)
+        self.late_ids = {input_id for input_id, _window in late_pairs}
         self.log("checking...")
         checks = run_checks(self.pipeline, observed)
         verdict = overall(checks)
@@ -450,8 +456,9 @@ class RunOne:
             "timeline": {"inputs": tl.inputs, "outputs": tl.outputs, "p99_ms": tl.p99_ms},
         }
         if self.window_op is not None:
-            metrics["late_dropped"] = len(late)
+            metrics["late_dropped"] = len(late_pairs)
             metrics["late_inputs"] = len(self.late_ids)
+            metrics["late_declared_by"] = "engine" if engine.late_side_output else "derived from the input"
             metrics["window_result_latency_ms"] = window_result_latency_ms(
                 self.probe.receipt_us, self.probe.window_end_ms, self.window_op.grace_ms)
         unmet = s.expect.unmet(verdict=verdict, anomalies=summary["anomalies"],
@@ -476,9 +483,17 @@ class RunOne:
             "drain": {"drained": drained, "seconds": round(drain_s, 1)},
             "faults": events,
             "metrics": metrics,
-            "engine_status": self.deployment.status(),
+            "engine_status": status,
         }
         return run
+
+    def _late_pairs(self, observed: Observed, late: list) -> list[tuple[Any, Any]]:
+        """The (input id, window) pairs declared late: the engine's late records, or those derived from the
+        input for an engine that writes none."""
+        if observed.late_declared or self.window_op is None:
+            return [(orjson.loads(r.value).get("id"), None) for r in late if r.value]
+        lateness = lateness_of(Oracle(self.pipeline, observed.inputs), observed)
+        return [(i, w) for w, ids in lateness.late.items() for i in ids]
 
     def _teardown(self) -> None:
         for step in (self._stop_injector, self._stop_generator, self._stop_deployment, self._stop_probe,

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.toolkit import SUPERVISOR, ManagedProcess, wait_until
@@ -53,7 +53,9 @@ class MinimalEngine:
     worker_roles = frozenset({"copier"})
     fault_kinds: frozenset[str] = frozenset()
     jobs = frozenset({"scenarios.jobs:echo"})
-    options: dict[str, str] = {}
+    options: ClassVar[dict[str, str]] = {}
+    late_side_output = True
+    window_time = "stream_time"
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import DeploySpec, fault_kind_problems
+from harness.api import DeploySpec, Guarantee, fault_kind_problems
+from harness.api.engine import WINDOW_TIMES
 from harness.errors import CapabilityError
 from harness.scenario.registry import describe, engine_names, get_engine, parse_engine_list
 
@@ -31,6 +32,7 @@ def test_declared_fault_kinds_are_capabilities_of_the_deployment(name):
     engine = get_engine(name)
     assert fault_kind_problems(engine, _deployment_class(engine)) == []
     assert engine.worker_roles <= engine.roles
+    assert engine.window_time in WINDOW_TIMES
     assert describe(name)["name"] == name
 
 
@@ -89,13 +91,14 @@ def test_an_engine_lacking_a_member_is_refused_in_one_line(monkeypatch):
     with pytest.raises(CapabilityError) as e:
         get_engine("broken")
     assert str(e.value).count("\n") == 0
-    assert "lacks worker_roles, fault_kinds, jobs, options, unsupported, problems, prerequisites, prepare" in str(e.value)
+    assert ("lacks worker_roles, fault_kinds, jobs, options, late_side_output, window_time, unsupported, "
+            "problems, prerequisites, prepare" in str(e.value))
 
 
 class _Broken:
     name = "broken"
-    guarantees = frozenset()
-    roles = frozenset()
+    guarantees: frozenset[Guarantee] = frozenset()
+    roles: frozenset[str] = frozenset()
 
     def deploy(self, spec: DeploySpec) -> None: ...
 

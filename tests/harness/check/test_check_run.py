@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
@@ -12,7 +13,7 @@ from harness.kafka.client import Record
 from scenarios.jobs import echo, running_sum
 
 NAMES = ["lost", "duplicate", "unexpected", "inconsistent", "order", "aborted_read", "hanging_txn",
-         "window_accounting", "window_duplicate", "definitely_late"]
+         "window_accounting", "window_duplicate", "definitely_late", "late_metric"]
 NEED_THE_ORACLE = set(NAMES) - {"aborted_read", "hanging_txn"}
 
 
@@ -54,7 +55,11 @@ def test_a_checker_that_raises_is_unknown(make, three_keys, monkeypatch):
 
 
 def test_a_checker_that_returns_something_else_is_unknown(make, three_keys, monkeypatch):
-    monkeypatch.setattr(harness.check, "CHECKERS", [Checker("order", lambda oracle, observed: "pass")])
+    def not_a_result(oracle: Any, observed: Any) -> Any:
+        """A broken checker: what it returns is not a CheckResult."""
+        return "pass"
+
+    monkeypatch.setattr(harness.check, "CHECKERS", [Checker("order", not_a_result)])
 
     results = run_checks(running_sum(), make.observe(three_keys, []))
 
