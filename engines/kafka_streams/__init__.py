@@ -201,8 +201,14 @@ class KafkaStreamsDeployment(WorkerProcesses):
             return sum(int(c.get(key) or 0) for c in counters.values())
 
         commit_ms = self.config.effective_commit_interval_ms(self.spec.guarantee)
+        causes: dict[str, int] = {}
+        for c in counters.values():
+            for cause, n in (c.get("fenced_by") or {}).items():
+                causes[cause] = causes.get(cause, 0) + int(n)
         facts = {"output visibility": f"commit interval {commit_ms} ms",
-                 "commits refused by fencing": total("fenced"), "rebalances": total("rebalances"),
+                 "commits refused by fencing": total("fenced"),
+                 "fenced by": ", ".join(f"{cause} x{n}" for cause, n in sorted(causes.items())) or None,
+                 "rebalances": total("rebalances"),
                  "tasks assigned / revoked": f"{total('tasks_assigned')} / {total('tasks_revoked')}",
                  "restored records": total("restored_records"),
                  "records dropped as late (Kafka Streams' metric)": total("dropped_records")}
