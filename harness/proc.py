@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -198,8 +199,9 @@ class Supervisor:
         """
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
-            kwargs = dict(args=list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                          env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+            kwargs: dict[str, Any] = dict(args=list(argv), stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=dict(env) if env is not None else None,
+                                          cwd=cwd, start_new_session=True)
             try:
                 if detach:
                     popen = subprocess.Popen(**kwargs)

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.api import load_job
-
 from engines.cluster import messages as m
 from engines.cluster.graph import job_graph
+from harness.api import load_job
 
 RETAINED_CHECKPOINTS = 3
 
@@ -93,6 +92,13 @@ class JobManager:
         self.port = 0
         self.failover_lock = asyncio.Lock()
         self.wake = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task, holding a reference until it ends (the loop keeps only weak ones)."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- status for the deployer --------------------------------------------------------------------
     def write_status(self) -> None:
@@ -143,10 +149,8 @@ class JobManager:
                     self.write_status()
         elif isinstance(msg, m.AckCheckpoint):
             await self.on_ack(msg)
-        elif isinstance(msg, m.TaskFailed):
-            if msg.attempt == self.attempt:
-                asyncio.create_task(self.failover(f"task {msg.vertex}-{msg.subtask} failed: {msg.error}",
-                                                  msg.attempt))
+        elif isinstance(msg, m.TaskFailed) and msg.attempt == self.attempt:
+            self._spawn(self.failover(f"task {msg.vertex}-{msg.subtask} failed: {msg.error}", msg.attempt))
 
     async def lose(self, tm_id: str, why: str) -> None:
         tm = self.tms.pop(tm_id, None)
@@ -158,7 +162,7 @@ class JobManager:
         except Exception:  # noqa: BLE001
             pass
         if tm_id in self.placement.values() and self.state in ("RUNNING", "DEPLOYING"):
-            asyncio.create_task(self.failover(f"taskmanager {tm_id} lost ({why})", self.attempt))
+            self._spawn(self.failover(f"taskmanager {tm_id} lost ({why})", self.attempt))
 
     async def heartbeat_monitor(self) -> None:
         timeout = self.cfg.heartbeat_timeout_ms / 1000
@@ -209,14 +213,14 @@ class JobManager:
                 self.wake.clear()
                 try:
                     await asyncio.wait_for(self.wake.wait(), 0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         while self.free_slots() < p:
             self.wake.clear()
             log(f"waiting for slots: {self.free_slots()} of {p}")
             try:
                 await asyncio.wait_for(self.wake.wait(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.placement = self.place()
         checkpoint_id, handles = self.latest_checkpoint()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -147,9 +147,9 @@ class WatermarkStatus(Msg):
     idle: bool
 
 
-AnyMsg = Union[Register, Registered, Heartbeat, Disconnect, Deploy, Cancel, Cancelled, TasksRunning,
-               TriggerCheckpoint, AckCheckpoint, NotifyComplete, TaskFailed, OpenChannel, Credit, Buffer, Barrier,
-               Watermark, WatermarkStatus]
+AnyMsg = (Register | Registered | Heartbeat | Disconnect | Deploy | Cancel | Cancelled | TasksRunning
+          | TriggerCheckpoint | AckCheckpoint | NotifyComplete | TaskFailed | OpenChannel | Credit | Buffer | Barrier
+          | Watermark | WatermarkStatus)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMsg)

@@ -156,7 +156,9 @@ def _poll_to_end(consumer: Consumer, topic: str, partitions: int, timeout_s: flo
             continue
         err = rec.error()
         if err is not None and err.code() == KafkaError._PARTITION_EOF:
-            at_end.add(rec.partition())
+            partition = rec.partition()
+            assert partition is not None  # an end-of-partition event names its partition
+            at_end.add(partition)
         elif err is not None:
             raise KafkaException(err)
         else:

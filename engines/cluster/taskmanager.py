@@ -36,9 +36,6 @@ import msgspec
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from harness.api import Aggregate, Guarantee, KeyBy, Pipeline, WindowAggregate, load_job
-from harness.api.pipeline import STATELESS, Event, Keyed, apply_stateless
-
 from engines.cluster import messages as m
 from engines.cluster.aligner import BarrierAligner
 from engines.cluster.graph import Vertex, job_graph, late_topic_of, time_field
@@ -46,6 +43,8 @@ from engines.cluster.keygroups import key_group, subtask_for_key
 from engines.cluster.sink import SinkFencedError, SinkState, WriteAheadSink
 from engines.cluster.watermarks import SourceWatermarks, WatermarkUpdate, WatermarkValve
 from engines.cluster.windows import LateRecord, WindowOperator
+from harness.api import Aggregate, Guarantee, KeyBy, Pipeline, WindowAggregate, load_job
+from harness.api.pipeline import STATELESS, Event, Keyed, apply_stateless
 
 INITIAL_CREDITS = 4      # buffers a receiver grants each channel up front
 BUFFER_RECORDS = 256     # records per network buffer
@@ -329,13 +328,15 @@ class Subtask:
             elif isinstance(op, WindowAggregate):
                 window = self.windows[i]
                 for k, e in items:
+                    assert k is not None  # keyed: a key_by exchange precedes every window
                     late.extend(window.process(k, e))
                 items = []  # a window emits when it fires, on the watermark
         return items, late
 
     def _aggregate(self, op: Aggregate, items: list[Keyed]) -> list[Keyed]:
-        out = []
+        out: list[Keyed] = []
         for k, e in items:
+            assert k is not None  # keyed: a key_by exchange precedes every aggregate
             state = op.step(self.state.get(k) or op.init(), e)
             self.state[k] = state
             out.append((k, op.emit(k, state, e)))
@@ -419,19 +420,21 @@ class Subtask:
                 try:
                     n = await asyncio.wait_for(self.triggers.get(), timeout=0.005)
                     await self._checkpoint(n, 0.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             for msg in msgs:
                 if msg.error() is not None:
                     continue
-                key = msg.key().decode() if msg.key() is not None else None
-                event = orjson.loads(msg.value())
+                raw_key, value, partition, offset = msg.key(), msg.value(), msg.partition(), msg.offset()
+                assert value is not None and partition is not None and offset is not None  # a consumed record
+                key = raw_key.decode() if raw_key is not None else None
+                event = orjson.loads(value)
                 if self.source_watermarks is not None and self.source_watermarks.on_record(
-                        msg.partition(), self._source_event_time(event)):
+                        partition, self._source_event_time(event)):
                     await self._on_watermark_update(WatermarkUpdate(idle=False))  # before its first record
                 await self._process(key, event, msg.timestamp()[1])
-                self.offsets[msg.partition()] = msg.offset() + 1
+                self.offsets[partition] = offset + 1
             if self.writer is not None:
                 await self.writer.maybe_flush()
             loop_count += 1
@@ -543,7 +546,7 @@ class TaskManager:
                 return
             gate = await asyncio.wait_for(self._gate_future(hello.attempt, hello.vertex, hello.subtask), 30)
             await gate.attach(hello.sender, reader, writer)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
             writer.close()
 
     # -- deployment --

@@ -28,10 +28,9 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
+from engines.cluster.keygroups import key_group
 from harness.api import Event, State, WindowAggregate
 from harness.api.pipeline import late_record
-
-from engines.cluster.keygroups import key_group
 
 LATE_REASON = "watermark passed"
 

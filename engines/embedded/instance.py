@@ -44,6 +44,7 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
@@ -87,6 +88,13 @@ def fencing_kind(err: KafkaError) -> str | None:
     return None
 
 
+def _topic_partition(m: Message) -> tuple[str, int]:
+    """Where a consumed record or end-of-partition event comes from (both always set there)."""
+    topic, partition = m.topic(), m.partition()
+    assert topic is not None and partition is not None
+    return topic, partition
+
+
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
@@ -96,6 +104,7 @@ def log(msg: str) -> None:
 STREAM_TIME_KEY = "\u0000stream_time"
 
 Item = tuple[str | None, Event, int]  # (key, event, timestamp) flowing between operators
+KeyedItem = tuple[str, Event, int]    # an item of a keyed operator (after a key_by), whose key is always set
 
 
 def window_store_key(key: str, start: int) -> str:
@@ -119,8 +128,8 @@ class WindowResult:
     None)`` to write to the store's changelog, in order.
     """
 
-    outputs: list[Item] = field(default_factory=list)
-    late: list[Item] = field(default_factory=list)
+    outputs: list[KeyedItem] = field(default_factory=list)
+    late: list[KeyedItem] = field(default_factory=list)
     changelog: list[tuple[str, State | None]] = field(default_factory=list)
 
 
@@ -237,7 +246,8 @@ class InstanceConfig:
 
     @classmethod
     def load(cls, path: str) -> InstanceConfig:
-        raw = json.loads(open(path).read())
+        with open(path) as f:
+            raw = json.load(f)
         raw["guarantee"] = Guarantee(raw["guarantee"])
         return cls(**raw)
 
@@ -383,15 +393,16 @@ class Instance:
             while len(at_end) < len(targets):
                 for m in restorer.consume(num_messages=10_000, timeout=0.05):
                     err = m.error()
-                    key = (m.topic(), m.partition())
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            at_end.add(key)
+                            at_end.add(_topic_partition(m))
                             continue
                         raise KafkaException(err)
+                    key = _topic_partition(m)
                     at_end.discard(key)
-                    value = m.value()
-                    targets[key](m.key().decode(), None if value is None else orjson.loads(value))
+                    value, store_key = m.value(), m.key()
+                    assert store_key is not None  # changelog records are always keyed
+                    targets[key](store_key.decode(), None if value is None else orjson.loads(value))
                     count += 1
         finally:
             restorer.unassign()
@@ -446,6 +457,7 @@ class Instance:
         store = task.stores.setdefault(op.name, {})
         out: list[Item] = []
         for k, e, ts in items:
+            assert k is not None  # Pipeline.validate puts a key_by before every aggregate
             state = op.step(store.get(k) or op.init(), e)
             store[k] = state
             self._produce(self.cfg.topics[f"changelog-{op.name}"], k, state, None, partition=task.partition)
@@ -585,9 +597,10 @@ class Instance:
                 if self.cfg.guarantee is Guarantee.at_most_once:
                     self._commit_before_processing(msgs)
                 for m in msgs:
-                    if m.error() is not None:
-                        if m.error().fatal():
-                            raise Rejoin(m.error().str(), fencing_kind(m.error()))
+                    err = m.error()
+                    if err is not None:
+                        if err.fatal():
+                            raise Rejoin(err.str(), fencing_kind(err))
                         continue
                     self._process(m)
                 self.producer.poll(0)

@@ -62,7 +62,7 @@ class KafkaStreamsConfig(BaseModel):
 
     def streams_properties(self, replication: int) -> dict[str, str]:
         """The Kafka Streams properties these options stand for; ``properties`` last, so they win."""
-        named = {"commit.interval.ms": self.commit_interval_ms, "session.timeout.ms": self.session_timeout_ms,
+        named: dict[str, int | str | None] = {"commit.interval.ms": self.commit_interval_ms, "session.timeout.ms": self.session_timeout_ms,
                  "heartbeat.interval.ms": self.heartbeat_interval_ms, "num.standby.replicas": self.num_standby_replicas,
                  "num.stream.threads": self.num_stream_threads, "replication.factor": replication}
         if self.group_protocol != "classic":

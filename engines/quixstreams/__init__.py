@@ -47,6 +47,7 @@ class QuixConfig(BaseModel):
     transactional_id: Literal["random", "per_instance"] = Field(
         "random", description="random: quixstreams' own (a UUID per process); per_instance: <app id>-<instance>, "
                               "so a restarted instance fences its predecessor's transaction")
+    static_membership: bool = Field(False, description="group.instance.id per instance (KIP-345)")
     closing_strategy: Literal["key", "partition"] | None = Field(
         None, description="window closing; None: quixstreams' own ('key': per key)")
     properties: dict[str, str | int | float | bool] = Field(
@@ -117,6 +118,8 @@ class QuixDeployment(WorkerProcesses):
             "bootstrap": self.spec.bootstrap, "application_id": self.app_id, "instance_id": name, "job": self.job,
             "guarantee": self.spec.guarantee.value, "topics": self.spec.topics,
             "state_dir": str(self.dir / name / "state"), "properties": dict(c.properties)}
+        if c.static_membership:
+            cfg["properties"]["consumer"] = {"group.instance.id": f"{self.app_id}-{name}"}
         if c.commit_interval_ms is not None:
             cfg["commit_interval_s"] = c.commit_interval_ms / 1000
         for key in ("session_timeout_ms", "heartbeat_interval_ms", "closing_strategy"):

@@ -2,8 +2,8 @@
 
 from harness.api.engine import (
     FAULT_CAPABILITIES,
-    DeploySpec,
     Deployment,
+    DeploySpec,
     Engine,
     FaultRequest,
     Guarantee,
@@ -28,9 +28,9 @@ from harness.api.pipeline import (
     Pipeline,
     Segment,
     Sink,
+    Sliding,
     Source,
     State,
-    Sliding,
     Tumbling,
     WindowAggregate,
     id_checksum,

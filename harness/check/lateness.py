@@ -33,6 +33,7 @@ def _pairs_by_partition(oracle: Oracle) -> dict[int, list[tuple[int, int, Any, W
     out: dict[int, list[tuple[int, int, Any, WindowId]]] = defaultdict(list)
     for window, contributions in oracle.windows.items():
         for c in contributions:
+            assert c.ts is not None  # a windowed job's contributions carry their event time
             out[c.partition].append((c.offset, c.ts, c.id, window))
     for pairs in out.values():
         pairs.sort(key=lambda p: (p[0], p[3][1]))
@@ -81,6 +82,6 @@ def key_times(oracle: Oracle) -> dict[Any, int]:
     out: dict[Any, int] = {}
     for (key, _start, _end), contributions in oracle.windows.items():
         for c in contributions:
-            if c.ts > out.get(key, c.ts - 1):
+            if c.ts is not None and c.ts > out.get(key, c.ts - 1):
                 out[key] = c.ts
     return out

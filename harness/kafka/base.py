@@ -27,7 +27,7 @@ class KafkaProvider(ABC):
 
     name: str = "?"
 
-    def preflight(self) -> None:
+    def preflight(self) -> None:  # noqa: B027 - a hook with nothing to check by default
         """Check what ``start`` needs (tools, settings) before anything is started."""
 
     @abstractmethod

@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.errors import ProcessError
@@ -130,15 +130,24 @@ def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        if m.offset() >= target[m.partition()]:
-                            at_end.add(m.partition())
+                        partition, offset = _position(m)
+                        if offset >= target[partition]:
+                            at_end.add(partition)
                         continue
                     raise KafkaException(err)
-                at_end.discard(m.partition())
-                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1]))
+                partition, offset = _position(m)
+                at_end.discard(partition)
+                out.append(Record(topic, partition, offset, m.key(), m.value(), m.timestamp()[1]))
     finally:
         consumer.close()
     return out
+
+
+def _position(m: Message) -> tuple[int, int]:
+    """The partition and offset of a consumed record or end-of-partition event (both always set there)."""
+    partition, offset = m.partition(), m.offset()
+    assert partition is not None and offset is not None
+    return partition, offset
 
 
 def _end_offsets(client: AdminClient, topic: str, parts: list[int], isolation: str,

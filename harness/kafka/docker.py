@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.errors import CapabilityError, ConfigError
 from harness.kafka.base import KafkaProvider, NodeInfo
+
+if TYPE_CHECKING:
+    from testcontainers.kafka import KafkaContainer
 
 IMAGE = "apache/kafka:4.1.1"
 
@@ -35,7 +39,7 @@ class DockerKafka(KafkaProvider):
         if self.nodes_count != 1:
             msg = f"the docker provider runs 1 node (asked for {self.nodes_count}); use --provider local for 3 nodes"
             raise ConfigError(msg)
-        self._container = None
+        self._container: KafkaContainer | None = None
         self._bootstrap = ""
 
     def preflight(self) -> None:
@@ -49,9 +53,10 @@ class DockerKafka(KafkaProvider):
         self.preflight()
         from testcontainers.kafka import KafkaContainer
 
-        self._container = KafkaContainer(self.image).with_kraft()
-        self._container.start()
-        self._bootstrap = self._container.get_bootstrap_server()
+        container = KafkaContainer(self.image).with_kraft()
+        self._container = container
+        container.start()
+        self._bootstrap = container.get_bootstrap_server()
         return self._bootstrap
 
     def stop(self) -> None:

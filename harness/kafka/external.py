@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from harness.errors import ConfigError, ProcessError
 from harness.kafka.base import KafkaProvider, NodeInfo
@@ -31,10 +32,11 @@ class ExternalKafka(KafkaProvider):
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         try:
             md = admin.list_topics(timeout=self.timeout_s)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             msg = f"external Kafka at {self.bootstrap} did not answer within {self.timeout_s:.0f} s: {e}"
             raise ProcessError(msg) from e
-        self._brokers = [NodeInfo(b.id, b.host, b.port, None, True) for b in md.brokers.values()]
+        # confluent-kafka infers BrokerMetadata.host as None from its __init__ placeholder; librdkafka sets a str
+        self._brokers = [NodeInfo(b.id, cast(str, b.host), b.port, None, True) for b in md.brokers.values()]
         return self.bootstrap
 
     def stop(self) -> None:

@@ -89,7 +89,8 @@ def _copy(bootstrap: str, source: str, sink: str, seconds: float, available: int
     producer.init_transactions(30)
     producer.begin_transaction()
     copied = committed = 0
-    start = last_commit = None
+    start: float | None = None  # set with last_commit on the first record
+    last_commit = 0.0
     joined = time.monotonic()
     try:
         while committed < available:
@@ -113,6 +114,7 @@ def _copy(bootstrap: str, source: str, sink: str, seconds: float, available: int
             elif start is None and now - joined > JOIN_TIMEOUT_S:
                 msg = f"calibration: the copy consumer got nothing from {source} in {JOIN_TIMEOUT_S:.0f} s"
                 raise ProcessError(msg)
+        assert start is not None  # the loop commits only after a first record, and runs while available > 0
         return committed, time.monotonic() - start
     finally:
         consumer.close()

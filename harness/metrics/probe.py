@@ -45,11 +45,14 @@ class Probe(threading.Thread):
                 now_us = int(time.time() * 1_000_000)
                 with self._lock:
                     for m in msgs:
-                        if m.error() is not None:
-                            if m.error().code() != KafkaError._PARTITION_EOF:
-                                self.error = m.error().str()
+                        err = m.error()
+                        if err is not None:
+                            if err.code() != KafkaError._PARTITION_EOF:
+                                self.error = err.str()
                             continue
-                        out = orjson.loads(m.value())
+                        value, partition, offset = m.value(), m.partition(), m.offset()
+                        assert value is not None and partition is not None and offset is not None  # a consumed record
+                        out = orjson.loads(value)
                         self.receipt_us.append(now_us)
                         st = out.get("st", out.get("st_max"))
                         self.st_us.append(int(st) if isinstance(st, int) else -1)
@@ -59,7 +62,7 @@ class Probe(threading.Thread):
                         self.ids.append(int(oid) if isinstance(oid, int) else -1)
                         if isinstance(oid, int):
                             self.ids_seen.add(oid)
-                        self.positions.append((m.partition(), m.offset()))
+                        self.positions.append((partition, offset))
                     if msgs:
                         self.last_receipt = time.monotonic()
         except Exception as e:  # noqa: BLE001 - reported in results, never silently passing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ LEFT = ("scenario", "engine", "guarantee", "verdict", "expect")
 
 
 def print_run_summary(results: dict[str, Any], out_dir: Path, console: Console | None = None,
-                      reports: list[Path] = ()) -> None:
+                      reports: Sequence[Path] = ()) -> None:
     console = console or Console(highlight=False, width=150)
     table = Table(title=title(results), show_lines=False)
     rows = verdict_rows(results, with_scenario=len(groups(results)) > 1)

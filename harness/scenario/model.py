@@ -331,7 +331,7 @@ def parse_comparison(text: str | int | float, unit: Literal["count", "duration"]
         if not math.isfinite(value) or value < 0:
             msg = f"{text!r} is not {expected}"
             raise ValueError(msg)
-    return Comparison(op=m["op"], value=value, unit=unit)  # type: ignore[arg-type]
+    return Comparison(op=m["op"], value=value, unit=unit)
 
 
 def _comparison_validator(unit: Literal["count", "duration"]) -> Callable[[object], object]:

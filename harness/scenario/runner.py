@@ -437,7 +437,7 @@ class RunOne:
         base = baseline_p99(tl, first_fault)
         recovery = [recovery_seconds(tl, e["at_s"], base, load_s) for e in events]
         windows = [(e["at_s"], e["at_s"] + (r if r is not None else load_s)) for e, r in zip(events, recovery)]
-        follow = keeps_up(tl, windows, load_s) if self.window_op is None else {
+        follow: dict[str, Any] = keeps_up(tl, windows, load_s) if self.window_op is None else {
             "keeps_up": None, "why": "not measured for windowed jobs: one output per window, not per input"}
         cpu_s = sum(self.sampler.cpu.values()) if self.sampler else 0.0
         valid = bool(gen.get("valid", False)) and not self.probe.error

@@ -22,6 +22,8 @@ from harness.kafka.partitioner import partition_for
 from harness.workload.events import EventSource, KeySkew
 from harness.workload.transforms import Disorder, EventTimeTransforms, Idle, Lagging, Late
 
+UNIFORM = KeySkew()
+
 Event = dict[str, Any]
 
 
@@ -68,7 +70,7 @@ class Schedule:
     """
 
     def __init__(self, *, seed: int, keys: int, rate: float, duration_s: float, t0: float,
-                 skew: KeySkew = KeySkew(), partitions: int | None = None, disorder: Disorder | None = None,
+                 skew: KeySkew = UNIFORM, partitions: int | None = None, disorder: Disorder | None = None,
                  late: Late | None = None, lagging: Lagging | None = None, idle: Idle | None = None) -> None:
         if lagging is not None:
             check_partition("lagging", lagging.partition, partitions)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.gate import gate
 from harness.report import SCHEMA
@@ -25,7 +26,7 @@ def _run(engine: str, rep: int = 1, p99: float = 1000.0, epcs: float = 20000.0, 
 
 
 def _results(*runs: dict, ceiling: float | None = None) -> dict:
-    out = {"schema": SCHEMA, "runs": list(runs)}
+    out: dict[str, Any] = {"schema": SCHEMA, "runs": list(runs)}
     if ceiling is not None:
         out["ceiling"] = {"txn_copy_eps": ceiling}
     return out

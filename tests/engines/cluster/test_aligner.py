@@ -53,7 +53,8 @@ def test_a_newer_barrier_supersedes_an_unfinished_alignment():
     aligner.on_barrier(0, 1)
     assert aligner.on_barrier(1, 2) is None  # checkpoint 1 was given up upstream
     assert aligner.readable(0) and not aligner.readable(1)
-    assert aligner.on_barrier(0, 2).checkpoint_id == 2
+    aligned = aligner.on_barrier(0, 2)
+    assert aligned is not None and aligned.checkpoint_id == 2
     assert aligner.on_barrier(1, 1) is None  # a stale barrier is ignored
 
 

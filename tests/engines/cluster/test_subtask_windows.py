@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import cast
 
 import msgspec
 import orjson
@@ -15,8 +16,8 @@ import pytest
 
 from engines.cluster import messages as m
 from engines.cluster.graph import job_graph
-from engines.cluster.sink import SinkState
-from engines.cluster.taskmanager import Subtask, TMConfig
+from engines.cluster.sink import SinkState, WriteAheadSink
+from engines.cluster.taskmanager import Subtask, TaskManager, TMConfig
 from harness.api import Guarantee
 from scenarios.jobs import windowed_count
 
@@ -53,14 +54,16 @@ class FakeTM:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
-def windowed_subtask(tm: FakeTM, state_path: str | None = None) -> Subtask:
+def windowed_subtask(tm: FakeTM, state_path: str | None = None) -> tuple[Subtask, FakeSink]:
+    """The real sink subtask of the windowed job on the stand-in TaskManager, and the stand-in sink it writes to."""
     vertex = job_graph(tm.pipeline)[1]
     td = m.TaskDeployment(vertex=1, subtask=0, parallelism=1, n_inputs=2, outputs=[], partitions=[],
                           state_path=state_path)
-    st = Subtask(tm, 0, td, vertex, last_vertex=1)
+    st = Subtask(cast(TaskManager, tm), 0, td, vertex, last_vertex=1)  # the stand-ins have what a Subtask uses
     st._restore()  # what setup() does before it opens the (here: fake) sink
-    st.sink = FakeSink()  # type: ignore[assignment]
-    return st
+    sink = FakeSink()
+    st.sink = cast(WriteAheadSink, sink)
+    return st, sink
 
 
 def feed(st: Subtask, channels: dict[int, list]) -> None:
@@ -84,18 +87,18 @@ def rec(i: int, et: int, k: str = "a", v: int = 1) -> list:
 
 def test_a_windowed_subtask_fires_on_the_min_watermark_and_restores_without_refiring(tmp_path):
     tm = FakeTM(tmp_path)
-    st = windowed_subtask(tm)
+    st, sink = windowed_subtask(tm)
     feed(st, {0: [m.Buffer([rec(1, 1000, v=3)]), m.Watermark(T0 + 9000)],
               1: [m.Buffer([rec(2, 2000, v=4)]), m.Watermark(T0 + 6000)]})
-    assert st.sink.records == []  # min watermark 6000 < [0, 5000) fires at 6999
+    assert sink.records == []  # min watermark 6000 < [0, 5000) fires at 6999
 
     feed(st, {1: [m.WatermarkStatus(True)]})  # channel 1 idle: channel 0's 9000 rules
-    assert st.sink.records == [("out", "a", {"k": "a", "ws": T0, "we": T0 + 5000, "n": 2, "s": 7,
-                                             "h": st.sink.records[0][2]["h"], "st_max": 2}, T0 + 5000)]
+    assert sink.records == [("out", "a", {"k": "a", "ws": T0, "we": T0 + 5000, "n": 2, "s": 7,
+                                          "h": sink.records[0][2]["h"], "st_max": 2}, T0 + 5000)]
 
     feed(st, {0: [m.Buffer([rec(3, 4000), rec(4, 6000, k="b")]), m.Barrier(1)], 1: [m.Barrier(1)]})
-    assert st.sink.records[-1][:2] == ("late-topic", "a")  # id 3's window has fired
-    assert st.sink.records[-1][2]["why"] == "watermark passed" and st.sink.records[-1][3] == T0 + 4000
+    assert sink.records[-1][:2] == ("late-topic", "a")  # id 3's window has fired
+    assert sink.records[-1][2]["why"] == "watermark passed" and sink.records[-1][3] == T0 + 4000
     ack = tm.acks[-1]
     assert tm.counters == {"late_records": 1}
     snap = msgspec.msgpack.decode(Path(ack.state_path).read_bytes())
@@ -103,10 +106,10 @@ def test_a_windowed_subtask_fires_on_the_min_watermark_and_restores_without_refi
     assert [e[:3] for entries in snap["windows"]["0"]["groups"].values() for e in entries] == [
         ["b", T0 + 5000, T0 + 10_000]]
 
-    restored = windowed_subtask(tm, ack.state_path)
+    restored, restored_sink = windowed_subtask(tm, ack.state_path)
     # records after the checkpoint; the valve starts afresh, so it waits for both channels' watermarks
     feed(restored, {0: [m.Buffer([rec(5, 1500), rec(6, 7000, k="b", v=5)]), m.Watermark(T0 + 30_000)],
                     1: [m.Watermark(T0 + 20_000)]})
-    written = [(r[0], r[2].get("id"), r[2].get("n"), r[2].get("s")) for r in restored.sink.records]
+    written = [(r[0], r[2].get("id"), r[2].get("n"), r[2].get("s")) for r in restored_sink.records]
     # the restored watermark makes id 5 late: window [0, 5000) fired before the checkpoint, never again
     assert written == [("late-topic", 5, None, None), ("out", None, 2, 6)]

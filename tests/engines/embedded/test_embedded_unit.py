@@ -38,5 +38,5 @@ def test_commit_interval_defaults_follow_kafka_streams():
 def test_bad_engine_config_names_the_key_and_value():
     with pytest.raises(ConfigError, match=r"engine_config.embedded.session_timeout_ms.*found 5"):
         parse_config({"session_timeout_ms": 5})
-    with pytest.raises(ConfigError, match="engine_config.embedded.colour"):
+    with pytest.raises(ConfigError, match=r"engine_config\.embedded\.colour"):
         parse_config({"colour": "blue"})

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-
 from typing import Any
 
 import orjson
 import pytest
 
-from engines.embedded import internal_topics
 from engines.embedded import instance as instance_module
+from engines.embedded import internal_topics
 from engines.embedded.config import check_late_topic, late_topic_of
 from engines.embedded.instance import (
     STREAM_TIME_KEY,

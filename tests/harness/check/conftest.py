@@ -23,6 +23,7 @@ def _record(topic: str, partition: int, offset: int, event: Event, key: str | No
 
 
 def event_of(record: Record) -> Event:
+    assert record.value is not None  # _record always sets a value
     return orjson.loads(record.value)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 
 from harness.api import Pipeline
+from harness.api.pipeline import Op
 from harness.check import Oracle, OracleError
 from harness.kafka.client import Record
 from scenarios.jobs import echo, group_of, running_sum, running_sum_rekeyed
@@ -76,7 +78,7 @@ def test_an_operator_the_oracle_does_not_know_is_an_error(make):
         size_ms: int
 
     pipeline = Pipeline("windowed").source("input").key_by("k")
-    pipeline.ops.append(Window(1000))
+    pipeline.ops.append(cast(Op, Window(1000)))  # deliberately not one of the operators
     pipeline.sink("output")
 
     with pytest.raises(OracleError, match="Window"):

@@ -23,7 +23,7 @@ class FakeClock:
 
 def _measurements(*answers):
     """A fake offsets_later: each call returns the next answer, the last one forever after."""
-    calls = []
+    calls: list[int] = []
 
     def measure():
         calls.append(len(calls))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pytest
 
@@ -52,7 +52,7 @@ def correct_windows(job: Pipeline, events: Iterable[Event], late: Iterable[tuple
     return outputs, late_records
 
 
-def observed_run(make, events: list[Event], outputs: list[Event], late: list[Event] = (), **overrides):
+def observed_run(make, events: list[Event], outputs: list[Event], late: Sequence[Event] = (), **overrides):
     return make.observe(make.input_events(placed(events)), make.output_topic(outputs),
                         late=make.output_topic(late, topic="late"), **overrides)
 
@@ -130,7 +130,7 @@ def test_an_input_counted_and_declared_late_fails_accounting_and_is_named(make):
 
 def test_an_input_neither_counted_nor_declared_late_fails_accounting_and_is_named(make):
     events = base_events()
-    outputs, late = correct_windows(windowed_count(), events, late=[(101, 10_000)])
+    outputs, _late = correct_windows(windowed_count(), events, late=[(101, 10_000)])
     observed = observed_run(make, events, outputs, [])  # the engine dropped 101 but never said so
 
     found = results(windowed_count(), observed)
@@ -304,7 +304,7 @@ def test_sliding_an_event_counted_in_both_its_windows_passes(make):
     events = base_events()
     outputs, late = correct_windows(sliding_sum(), events)
 
-    assert sliding_sum().ops[2].windows_of(12_300) == [(5_000, 15_000), (10_000, 20_000)]
+    assert window_op(sliding_sum()).windows_of(12_300) == [(5_000, 15_000), (10_000, 20_000)]
     assert failing(sliding_sum(), observed_run(make, events, outputs, late)) == {}
 
 

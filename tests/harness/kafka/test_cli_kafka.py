@@ -111,6 +111,7 @@ def test_maven_failure_names_the_command_and_how_to_retry(tmp_path):
 def test_ctrl_c_on_foreground_up_stops_the_broker(tmp_path):
     proc = subprocess.Popen([*CLI, "kafka", "up", "--foreground"], env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None  # both piped
     try:
         line = proc.stdout.readline()  # the bootstrap, printed once ready
         assert ":" in line, proc.stderr.read() if proc.poll() is not None else line
@@ -130,13 +131,14 @@ def test_ctrl_c_while_the_broker_starts_leaves_nothing(tmp_path):
     """Ctrl-C before the broker is ready: its JVM is stopped, nothing is recorded, no data is kept."""
     proc = subprocess.Popen([*CLI, "kafka", "up", "--foreground"], env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None  # both piped
     try:
         harness = psutil.Process(proc.pid)
 
         def jvms() -> list[psutil.Process]:
             return [c for c in harness.children(recursive=True) if "java" in c.name()]
 
-        wait_until(lambda: jvms() or proc.poll() is not None, 120, "no broker JVM was started")
+        wait_until(lambda: bool(jvms()) or proc.poll() is not None, 120, "no broker JVM was started")
         started = jvms()
         assert started, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
@@ -164,6 +166,7 @@ def test_broker_dies_with_a_killed_harness(tmp_path):
         time.sleep(600)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None  # piped
     try:
         procs = [ManagedProcess.from_dict(d) for d in json.loads(proc.stdout.readline())]
         assert all(p.alive() for p in procs)

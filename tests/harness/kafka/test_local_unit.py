@@ -65,7 +65,9 @@ def test_free_ports_are_distinct():
     ('openjdk version "25" 2025-09-16', 25),
 ])
 def test_java_version_parsing(text, major):
-    assert _parse_version(text)[0] == major
+    version = _parse_version(text)
+    assert version is not None
+    assert version[0] == major
 
 
 def test_kafka_version_from_classpath():

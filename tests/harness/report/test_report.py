@@ -12,9 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.report import SCHEMA, write_reports
+from harness.report import SCHEMA, markdown, write_reports
 from harness.report import html as html_report
-from harness.report import markdown
 from harness.report.console import print_run_summary
 
 CLI = [sys.executable, "-m", "harness.cli"]

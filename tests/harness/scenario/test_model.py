@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
 from harness.api.engine import Guarantee
-from harness.errors import ConfigError
 from harness.scenario.model import (
     ANOMALY_CLASSES,
     Comparison,
     Expect,
+    Fault,
     KeySkew,
+    Kill,
+    Pause,
     Problem,
     Scenario,
     ScenarioError,
@@ -25,6 +28,7 @@ from harness.scenario.model import (
     parse_key_skew,
     parse_rate,
 )
+from harness.scenario.registry import engine_names
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 KNOWN = {"embedded", "cluster"}
@@ -53,7 +57,7 @@ def scenario_file(tmp_path: Path):
     return write
 
 
-def problems_of(path: Path, overrides: list[str] = (), engines_known: set[str] | None = None) -> list[str]:
+def problems_of(path: Path, overrides: Sequence[str] = (), engines_known: set[str] | None = None) -> list[str]:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, overrides, engines_known)
     lines = str(info.value).splitlines()
@@ -61,11 +65,23 @@ def problems_of(path: Path, overrides: list[str] = (), engines_known: set[str] |
     return lines
 
 
+def kill_of(fault: Fault) -> Kill:
+    """The kill action of a fault the test knows is a kill."""
+    assert fault.kill is not None
+    return fault.kill
+
+
+def pause_of(fault: Fault) -> Pause:
+    """The pause action of a fault the test knows is a pause."""
+    assert fault.pause is not None
+    return fault.pause
+
+
 # -- shipped scenarios -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
 def test_shipped_scenarios_load_cleanly(name):
-    scenario = load_scenario(SCENARIOS / f"{name}.yaml", engines_known=KNOWN)
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml", engines_known=engine_names())
     assert scenario.name == name
     assert scenario.description
     assert scenario.parallelism == 3 and scenario.partitions == 6
@@ -80,14 +96,14 @@ def test_kill_instance_alos_expects_duplicates():
     assert alos.guarantee is Guarantee.at_least_once and alos.expect.correct is False
     assert alos.config_for("embedded") == {"commit_interval_ms": 30000}
     assert str(alos.expect.anomalies["duplicate"]) == "> 0"
-    assert [(f.at, f.kind, f.kill.restart_after) for f in alos.faults] == [(20.0, "kill", 5.0), (40.0, "kill", 5.0)]
+    assert [(f.at, f.kind, kill_of(f).restart_after) for f in alos.faults] == [(20.0, "kill", 5.0), (40.0, "kill", 5.0)]
 
 
 def test_zombie_pauses_one_worker_past_the_session_timeout():
     scenario = load_scenario(SCENARIOS / "zombie-eos.yaml")
     (fault,) = scenario.faults
-    assert fault.kind == "pause" and fault.action.pick == 1 and fault.pause.for_ == 20.0
-    assert fault.pause.for_ * 1000 > scenario.config_for("embedded")["session_timeout_ms"]
+    assert fault.kind == "pause" and fault.action.pick == 1 and pause_of(fault).for_ == 20.0
+    assert pause_of(fault).for_ * 1000 > scenario.config_for("embedded")["session_timeout_ms"]
     assert scenario.workload.rate == 2000.0
 
 
@@ -99,15 +115,15 @@ def test_a_valid_file_is_typed_with_defaults(scenario_file):
     assert scenario.workload.keys == 1000 and scenario.workload.key_skew == KeySkew()
     assert scenario.kafka.nodes == 1
     assert (scenario.drain.timeout, scenario.drain.quiet) == (120.0, 10.0)
-    assert scenario.faults[0].kill.role == "worker" and scenario.faults[0].kill.pick == "random"
-    assert scenario.faults[1].pause.for_ == 2.0
+    assert kill_of(scenario.faults[0]).role == "worker" and kill_of(scenario.faults[0]).pick == "random"
+    assert pause_of(scenario.faults[1]).for_ == 2.0
     assert scenario.expect == Expect()
 
 
 def test_models_are_frozen(scenario_file):
     scenario = load_scenario(scenario_file(GOOD))
     with pytest.raises(Exception, match="frozen"):
-        scenario.parallelism = 5
+        scenario.parallelism = 5  # type: ignore[misc]  # the assignment must fail: that is the test
 
 
 def test_engine_list_and_to_dict(scenario_file):
@@ -194,6 +210,12 @@ def test_expect_unmet_lists_every_miss():
         "correct", "anomalies.duplicate", "anomalies.lost", "p99_latency", "recovery[1]", "keeps_up"]
     assert Expect(correct=True).unmet(verdict="unknown", anomalies={}) == [
         "correct: expected verdict pass, got unknown"]
+
+
+def test_a_fault_never_recovered_from_does_not_meet_a_recovery_expectation():
+    expect = Expect.model_validate({"recovery": "< 30s"})
+    assert expect.unmet(verdict="pass", anomalies={}, recovery_s=[3.0, None]) == [
+        "recovery[1]: expected < 30s, not measured"]
 
 
 def test_anomaly_names_are_the_checkers_names():
@@ -296,7 +318,7 @@ def test_building_a_scenario_in_code_also_checks_fault_times():
 
 def test_a_missing_file_is_one_clear_problem(tmp_path):
     path = tmp_path / "nope.yaml"
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert str(info.value) == f"{path}: expected a scenario file, found no such file"
     assert info.value.problems == [Problem(str(path), "", "a scenario file", "no such file")]
@@ -333,8 +355,8 @@ def test_overrides_apply_before_validation(scenario_file):
 
 def test_override_into_a_list_element(scenario_file):
     scenario = load_scenario(scenario_file(GOOD), ["faults[1].pause.for=500ms", "faults[0].kill.pick=2"])
-    assert scenario.faults[1].pause.for_ == 0.5
-    assert scenario.faults[0].kill.pick == 2
+    assert pause_of(scenario.faults[1]).for_ == 0.5
+    assert kill_of(scenario.faults[0]).pick == 2
 
 
 def test_overrides_do_not_change_the_input():
@@ -368,6 +390,7 @@ TRANSFORMS = GOOD.replace(
 
 def test_workload_transforms_load_in_seconds(scenario_file):
     w = load_scenario(scenario_file(TRANSFORMS)).workload
+    assert w.disorder is not None and w.late is not None and w.lagging is not None and w.idle is not None
 
     assert (w.disorder.fraction, w.disorder.max_delay) == (0.1, 2.0)
     assert (w.late.fraction, w.late.delay) == (0.001, 60.0)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.scenario.model import ScenarioError
+from harness.scenario.registry import engine_names
+from harness.scenario.runner import check_plan
 from harness.scenario.suite import load_suite
 
 CLI = [sys.executable, "-m", "harness.cli"]
@@ -21,9 +23,10 @@ KNOWN = {"embedded", "cluster"}
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in SUITES.glob("*.yaml")))
 def test_shipped_suites_load_cleanly(name):
-    header, plan = load_suite(SUITES / f"{name}.yaml", engines_known=KNOWN)
+    header, plan = load_suite(SUITES / f"{name}.yaml", engines_known=engine_names())
     assert header["suite"]["name"] == name and header["suite"]["description"]
     assert plan and all(item.engines and item.repetitions >= 1 for item in plan)
+    check_plan(plan)  # every scenario of it runs on every engine it names: options, faults, jobs, guarantees
 
 
 def test_main_suite_is_the_kill_scenario_and_its_negative_control_on_both_engines():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -15,9 +16,14 @@ from harness.scenario.model import Workload
 from harness.workload.generator import GeneratorConfig, workload_fields
 from harness.workload.transforms import Disorder, Idle, Lagging, Late
 
-RUNNER_FIELDS = {"bootstrap": "localhost:9092", "topic": "input", "rate": 1000.0, "duration_s": 2.0, "keys": 20,
+RUNNER_FIELDS: dict[str, Any] = {"bootstrap": "localhost:9092", "topic": "input", "rate": 1000.0, "duration_s": 2.0, "keys": 20,
                  "seed": 3, "summary_path": "/nonexistent/summary.json", "t0": 1_700_000_000.0,
                  "skew_kind": "uniform", "skew_s": 0.0, "max_schedule_lag_s": 2.0}
+
+
+def runner_config(**fields: Any) -> GeneratorConfig:
+    """The runner's fields with ``fields`` over them, transforms given as mappings (as ``load`` reads the JSON)."""
+    return GeneratorConfig(**{**RUNNER_FIELDS, **fields})
 
 
 def test_the_fields_the_runner_passes_today_still_work():
@@ -52,20 +58,20 @@ def test_workload_fields_leaves_unset_transforms_out():
 
 def test_a_transform_naming_a_partition_needs_the_partition_count():
     with pytest.raises(ConfigError, match="needs the topic's partition count"):
-        GeneratorConfig(**RUNNER_FIELDS, lagging={"partition": 0, "delay": 1})
+        runner_config(lagging={"partition": 0, "delay": 1})
 
 
 def test_a_bad_transform_spec_names_the_transform():
     with pytest.raises(ConfigError, match="disorder"):
-        GeneratorConfig(**RUNNER_FIELDS, disorder={"fraction": 2, "max_delay": 1})
+        runner_config(disorder={"fraction": 2, "max_delay": 1})
     with pytest.raises(ConfigError, match="late"):
-        GeneratorConfig(**RUNNER_FIELDS, late={"fraction": 0.1})
+        runner_config(late={"fraction": 0.1})
 
 
 class FakeProducer:
     """Records what would have been produced."""
 
-    instances: list[FakeProducer] = []
+    instances: ClassVar[list[FakeProducer]] = []
 
     def __init__(self, config: dict) -> None:
         self.config = config
@@ -87,9 +93,8 @@ class FakeProducer:
 def test_the_generator_sends_the_schedule_to_each_keys_partition(monkeypatch):
     monkeypatch.setattr(generator, "Producer", FakeProducer)
     monkeypatch.setattr(generator.signal, "signal", lambda *_: None)  # keep pytest's own SIGTERM handling
-    cfg = GeneratorConfig(**{**RUNNER_FIELDS, "rate": 2000.0, "duration_s": 0.3, "t0": time.time()},
-                          partitions=4, late={"fraction": 0.05, "delay": 60}, idle={"partition": 2, "at": 0.1,
-                                                                                     "for": 0.1})
+    cfg = runner_config(rate=2000.0, duration_s=0.3, t0=time.time(), partitions=4,
+                        late={"fraction": 0.05, "delay": 60}, idle={"partition": 2, "at": 0.1, "for": 0.1})
 
     summary = generator.run(cfg)
 
@@ -99,4 +104,5 @@ def test_the_generator_sends_the_schedule_to_each_keys_partition(monkeypatch):
     assert [p["value"] for p in produced] == [s.event for s in expected]
     assert all(p["partition"] == partition_for(p["key"].decode(), 4) for p in produced)
     assert all(p["timestamp"] == p["value"]["et"] for p in produced)
+    assert summary.per_second is not None
     assert sum(summary.per_second) == 600

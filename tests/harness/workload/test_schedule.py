@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,8 @@ T0_MS = int(T0 * 1000)
 @pytest.fixture
 def schedule_factory():
     """Build a schedule of 1000 events/s for 10 s over 50 keys, seed 7, with the transforms given."""
-    def make(**overrides) -> Schedule:
-        fields = {"seed": 7, "keys": 50, "rate": 1000.0, "duration_s": 10.0, "t0": T0, "partitions": 4}
+    def make(**overrides: Any) -> Schedule:
+        fields: dict[str, Any] = {"seed": 7, "keys": 50, "rate": 1000.0, "duration_s": 10.0, "t0": T0, "partitions": 4}
         fields.update(overrides)
         return Schedule(**fields)
     return make
