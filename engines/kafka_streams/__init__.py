@@ -20,22 +20,19 @@ input as written (``late_rule``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.kafka_streams import build
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
-from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
-from harness.api.groups import group_lag, group_stable
-from harness.api.toolkit import admin
+from harness.api.deployment import config_problems, options_of, parse_engine_config
+from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, GroupInstances, catalogue_name
 
 NAME = "kafka-streams"
-CATALOGUE = "scenarios.jobs"
-#: The catalogue's jobs this engine implements -> how many topics its consumer group reads
-#: (a re-key adds a repartition topic with the input's partition count).
-JOB_TOPICS = {"echo": 1, "running_sum": 1, "running_sum_rekeyed": 2, "windowed_count": 1,
-              "windowed_count_rekeyed": 2, "sliding_sum": 1}
+#: The catalogue's jobs it implements (all of them) -> topics its consumer group reads
+JOB_TOPICS = CATALOGUE_TOPICS_READ
 EOS_TRANSACTION_TIMEOUT_MS = 10_000   # Kafka Streams' producer default under exactly_once_v2
 CLIENT_TRANSACTION_TIMEOUT_MS = 60_000
 
@@ -87,8 +84,7 @@ class KafkaStreamsConfig(BaseModel):
 
 def job_name(job: str) -> str | None:
     """The catalogue name of a job reference (``scenarios.jobs:running_sum`` -> running_sum), None if not ours."""
-    module, _, name = job.partition(":")
-    return name if module == CATALOGUE and name in JOB_TOPICS else None
+    return catalogue_name(job, JOB_TOPICS)
 
 
 def property_problems(properties: dict[str, Any], known: frozenset[str] | None) -> list[str]:
@@ -138,68 +134,38 @@ class KafkaStreamsEngine:
         return KafkaStreamsDeployment(spec)
 
 
-class KafkaStreamsDeployment(WorkerProcesses):
+class KafkaStreamsDeployment(GroupInstances):
     """A running Kafka Streams job: its instance JVMs."""
 
-    kind = NAME
-
     def __init__(self, spec: DeploySpec) -> None:
-        super().__init__(spec.run_dir / NAME)
-        self.spec = spec
-        self.config = parse_engine_config(KafkaStreamsConfig, spec.config, NAME)
-        self.job = job_name(spec.job) or spec.job
-        self.app_id = f"{spec.prefix}app"
         worker = build.prepare(lambda msg: None)
-        self.command = worker.argv(self.dir / "CONFIG")[:-1]
-        self._admin = admin(spec.bootstrap)
-        for i in range(spec.parallelism):
-            self._start(f"instance-{i}")
+        self.job = job_name(spec.job) or spec.job
+        super().__init__(spec, NAME, worker.argv(Path("CONFIG"))[:-1], JOB_TOPICS.get(self.job, 1))
+        self.config = parse_engine_config(KafkaStreamsConfig, spec.config, NAME)
+        self.start_instances()
 
-    def _instance_config(self, name: str) -> dict[str, Any]:
+    def instance_config(self, name: str) -> dict[str, Any]:
+        """An instance's worker config; a restarted one keeps its name and state directory (its transactional
+        producer follows the task assignment under exactly_once_v2, so fencing is Kafka Streams' own)."""
         return {"bootstrap": self.spec.bootstrap, "application_id": self.app_id, "instance_id": name,
                 "job": self.job, "guarantee": self.spec.guarantee.value, "topics": self.spec.topics,
-                "state_dir": str(self.dir / name / "state"),
+                "state_dir": str(self.state_dir(name)),
                 "properties": self.config.streams_properties(self.spec.replication),
                 "static_membership": self.config.static_membership,
                 "leave_group_on_close": self.config.leave_group_on_close,
                 "close_timeout_ms": 20_000}
 
-    def _start(self, name: str) -> None:
-        self.spawn(name, "instance", self._instance_config(name), command=self.command)
-
-    def _start_worker(self, name: str) -> None:
-        """Restart an instance under the same name and state directory (its transactional producer
-        follows the task assignment under exactly_once_v2, so fencing is Kafka Streams' own)."""
-        self._start(name)
-
-    # -- Deployment ----------------------------------------------------------------------------------
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Ready when every instance is RUNNING and (classic protocol) the group is stable with every
-        partition assigned."""
-        want = self.spec.partitions * JOB_TOPICS.get(self.job, 1)
-
-        def ready() -> tuple[bool, str]:
-            states = {n: s.get("state") for n, s in self.statuses().items()}
-            if any(state != "RUNNING" for state in states.values()):
-                return False, f"instance states {states}"
-            if self.config.group_protocol != "classic":
-                return True, "every instance RUNNING"
-            return group_stable(self._admin, self.app_id, len(self._procs), want)
-
-        self.wait_for(ready, timeout_s, "the Kafka Streams job to become ready", interval_s=0.2)
+    def ready(self, check_group: bool = True) -> tuple[bool, str]:
+        """Every instance RUNNING and, under the classic protocol, the consumer group stable (a streams
+        group, KIP-1071, is not a consumer group)."""
+        return super().ready(check_group=self.config.group_protocol == "classic")
 
     def transaction_timeout_s(self) -> float:
         return self.config.transaction_timeout_ms(self.spec.guarantee) / 1000
 
-    def lag(self) -> int | None:
-        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
-
     def status(self) -> dict[str, Any]:
         counters = self.statuses()
-
-        def total(key: str) -> int:
-            return sum(int(c.get(key) or 0) for c in counters.values())
-
+        total = self.total
         commit_ms = self.config.effective_commit_interval_ms(self.spec.guarantee)
         causes: dict[str, int] = {}
         for c in counters.values():

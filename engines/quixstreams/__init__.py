@@ -22,16 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.quixstreams import venv
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
-from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
-from harness.api.groups import group_lag, group_stable
-from harness.api.toolkit import admin
+from harness.api.deployment import config_problems, options_of, parse_engine_config
+from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, GroupInstances, catalogue_name
 
 NAME = "quixstreams"
-CATALOGUE = "scenarios.jobs"
-#: The catalogue's jobs this engine implements -> how many topics its consumer group reads
-#: (a group_by adds a repartition topic with the input's partition count).
-JOB_TOPICS = {"echo": 1, "running_sum": 1, "running_sum_rekeyed": 2, "windowed_count": 1,
-              "windowed_count_rekeyed": 2, "sliding_sum": 1}
+#: The catalogue's jobs it implements (all of them) -> topics its consumer group reads
+JOB_TOPICS = CATALOGUE_TOPICS_READ
 LIBRDKAFKA_TRANSACTION_TIMEOUT_MS = 60_000
 
 
@@ -60,8 +56,7 @@ class QuixConfig(BaseModel):
 
 def job_name(job: str) -> str | None:
     """The catalogue name of a job reference (``scenarios.jobs:running_sum`` -> running_sum), None if not ours."""
-    module, _, name = job.partition(":")
-    return name if module == CATALOGUE and name in JOB_TOPICS else None
+    return catalogue_name(job, JOB_TOPICS)
 
 
 class QuixEngine:
@@ -96,28 +91,21 @@ class QuixEngine:
         return QuixDeployment(spec)
 
 
-class QuixDeployment(WorkerProcesses):
+class QuixDeployment(GroupInstances):
     """A running quixstreams job: its instance processes."""
 
-    kind = NAME
-
     def __init__(self, spec: DeploySpec) -> None:
-        super().__init__(spec.run_dir / NAME)
-        self.spec = spec
-        self.config = parse_engine_config(QuixConfig, spec.config, NAME)
         self.job = job_name(spec.job) or spec.job
-        self.app_id = f"{spec.prefix}app"
-        self.argv = venv.worker_argv()
-        self._admin = admin(spec.bootstrap)
-        for i in range(spec.parallelism):
-            self._start(f"instance-{i}")
+        super().__init__(spec, NAME, venv.worker_argv(), JOB_TOPICS.get(self.job, 1))
+        self.config = parse_engine_config(QuixConfig, spec.config, NAME)
+        self.start_instances()
 
-    def _instance_config(self, name: str) -> dict[str, Any]:
+    def instance_config(self, name: str) -> dict[str, Any]:
         c = self.config
         cfg: dict[str, Any] = {
             "bootstrap": self.spec.bootstrap, "application_id": self.app_id, "instance_id": name, "job": self.job,
             "guarantee": self.spec.guarantee.value, "topics": self.spec.topics,
-            "state_dir": str(self.dir / name / "state"), "properties": dict(c.properties)}
+            "state_dir": str(self.state_dir(name)), "properties": dict(c.properties)}
         if c.static_membership:
             cfg["properties"]["consumer"] = {"group.instance.id": f"{self.app_id}-{name}"}
         if c.commit_interval_ms is not None:
@@ -129,41 +117,16 @@ class QuixDeployment(WorkerProcesses):
             cfg["transactional_id"] = f"{self.app_id}-{name}"
         return cfg
 
-    def _start(self, name: str) -> None:
-        self.spawn(name, "instance", self._instance_config(name), command=self.argv)
-
-    def _start_worker(self, name: str) -> None:
-        """Restart an instance under the same name and state directory."""
-        self._start(name)
-
-    # -- Deployment ----------------------------------------------------------------------------------
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Ready when every instance is RUNNING and the group is stable with all partitions assigned."""
-        want = self.spec.partitions * JOB_TOPICS.get(self.job, 1)
-
-        def ready() -> tuple[bool, str]:
-            states = {n: s.get("state") for n, s in self.statuses().items()}
-            if any(state != "RUNNING" for state in states.values()):
-                return False, f"instance states {states}"
-            return group_stable(self._admin, self.app_id, len(self._procs), want, counted=self._processed_topic)
-
-        self.wait_for(ready, timeout_s, "the quixstreams job to become ready", interval_s=0.2)
-
-    def _processed_topic(self, topic: str) -> bool:
+    def counted(self, topic: str) -> bool:
         """The input, and a group_by's repartition topic (not the changelogs an instance restores from)."""
         return topic == self.spec.topics["input"] or topic.startswith(f"repartition__{self.app_id}--")
 
     def transaction_timeout_s(self) -> float:
         return self.config.transaction_timeout_ms() / 1000
 
-    def lag(self) -> int | None:
-        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
-
     def status(self) -> dict[str, Any]:
         counters = self.statuses()
-
-        def total(key: str) -> int:
-            return sum(int(c.get(key) or 0) for c in counters.values())
+        total = self.total
 
         commit_ms = self.config.commit_interval_ms or 5000
         facts = {"output visibility": f"commit interval {commit_ms} ms",
