@@ -33,6 +33,15 @@ from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, GroupInstances,
 NAME = "kafka-streams"
 #: The catalogue's jobs it implements (all of them) -> topics its consumer group reads
 JOB_TOPICS = CATALOGUE_TOPICS_READ
+#: What the report says when the checkers find these anomaly classes on Kafka Streams: its behaviour, a finding
+EXPLANATIONS = {
+    "window_duplicate": "Kafka Streams keeps a window aggregate's stream-time in memory only; after a restart or "
+                        "a task migration it starts again from the records the task replays, so a record that "
+                        "was late before can be counted in a window already emitted, which is then emitted again",
+    "window_accounting": "Kafka Streams re-derives stream-time after a restart or task migration (it is not "
+                         "kept with the state), so a replayed record that was late before can be counted in a "
+                         "window, against the late set derived from the input",
+}
 EOS_TRANSACTION_TIMEOUT_MS = 10_000   # Kafka Streams' producer default under exactly_once_v2
 CLIENT_TRANSACTION_TIMEOUT_MS = 60_000
 
@@ -178,7 +187,7 @@ class KafkaStreamsDeployment(GroupInstances):
                  "tasks assigned / revoked": f"{total('tasks_assigned')} / {total('tasks_revoked')}",
                  "restored records": total("restored_records"),
                  "records dropped as late (Kafka Streams' metric)": total("dropped_records")}
-        return {"engine": NAME, "application_id": self.app_id, "facts": facts,
+        return {"engine": NAME, "application_id": self.app_id, "facts": facts, "explanations": EXPLANATIONS,
                 "fenced": total("fenced"), "late_records_counted": total("dropped_records"),
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(), "commit_interval_ms": commit_ms,

@@ -109,6 +109,17 @@ def timeline(t0_s: float, seconds: int, input_per_second: Sequence[int], receipt
     return Timeline(inputs, outputs, p99)
 
 
+def longest_stall_s(tl: Timeline) -> int:
+    """The longest run of whole seconds between the first and the last output in which no output arrived:
+    how long the job stood still at worst (input was due, or outstanding, all that time)."""
+    seen = [i for i, n in enumerate(tl.outputs) if n]
+    longest = run = 0
+    for second in range(seen[0], seen[-1] + 1) if seen else ():
+        run = run + 1 if tl.outputs[second] == 0 else 0
+        longest = max(longest, run)
+    return longest
+
+
 def recovery_seconds(tl: Timeline, fault_at_s: float, baseline_p99_ms: float, load_seconds: int,
                      settle: int = 3) -> float | None:
     """Seconds from a fault until the latency of newly scheduled events is back near its pre-fault level.

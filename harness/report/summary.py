@@ -111,6 +111,9 @@ def notes(results: dict[str, Any]) -> list[str]:
         if not r["valid"]:
             out.append(f"[{who}] run invalid: {r['invalid_reason']}")
         out.extend(f"[{who}] expectation not met: {line}" for line in r["expectations"]["unmet"])
+        explanations = (r.get("engine_status") or {}).get("explanations") or {}
+        out.extend(f"[{who}] {name} ({count}): {explanations[name]}"
+                   for name, count in r["anomalies"].items() if count and name in explanations)
     for c in comparisons_of(results):
         prefix = f"[{c['scenario']}] " if many and c.get("scenario") else ""
         out.append(prefix + c["summary"])
@@ -156,7 +159,10 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row("faults", lambda r: "; ".join(f"{f['at_s']:g}s {f['kind']} {f['target']}" for f in r["faults"])),
         row("input events/s", lambda r: r["metrics"]["throughput_eps"]),
         row("output events/s", lambda r: r["metrics"]["output_eps"]),
+        row("longest stall (no output), s", lambda r: r["metrics"]["longest_stall_s"]),
         row("CPU s", lambda r: r["metrics"]["cpu_s"]),
+        row("CPU s per 100k events", lambda r: round(r["metrics"]["cpu_s"] * 100_000 / r["inputs"], 1)
+            if r["inputs"] else None),
         row("peak RSS MB", lambda r: r["metrics"]["rss_mb"]),
         row("events per core-second", lambda r: r["metrics"]["events_per_core_second"]),
         row("late-dropped records", lambda r: r["metrics"]["late_dropped"]),

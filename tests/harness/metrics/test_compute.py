@@ -60,3 +60,14 @@ def test_keeps_up_only_checks_spans_wholly_outside_recovery():
     slow_after = [100] * 8 + [0, 400] + [60] * 10
     assert keeps_up(Timeline(inputs=[100] * 20, outputs=slow_after, p99_ms=[50.0] * 20), [(8, 9)], 20)[
         "keeps_up"] is False
+
+
+def test_the_longest_stall_is_the_longest_silence_between_outputs():
+    from harness.metrics.compute import Timeline, longest_stall_s
+
+    def tl(outputs: list[int]) -> Timeline:
+        return Timeline(inputs=[10] * len(outputs), outputs=outputs, p99_ms=[0.0] * len(outputs))
+
+    assert longest_stall_s(tl([0, 0, 5, 5, 0, 0, 0, 7, 0, 3, 0, 0])) == 3  # not the start-up, not the tail
+    assert longest_stall_s(tl([5] * 6)) == 0
+    assert longest_stall_s(tl([0] * 6)) == 0

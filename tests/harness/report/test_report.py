@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.report import SCHEMA, markdown, write_reports
+from harness.report import SCHEMA, markdown, summary, write_reports
 from harness.report import html as html_report
 from harness.report.console import print_run_summary
 
@@ -156,3 +156,22 @@ def test_report_command_refuses_bad_input_naming_the_file(tmp_path):
     r = _sg_report(str(wrong))
     assert r.returncode == 2 and "schema" in r.stderr and "something/9" in r.stderr
     assert "Traceback" not in missing.stderr + r.stderr
+
+
+def test_an_engines_explanation_of_an_anomaly_it_shows_is_a_note():
+    results = _both()  # cluster has 7 duplicates, embedded none
+    why = {"duplicate": "replayed after a restore", "order": "never shown: no order anomaly"}
+    for r in results["runs"]:
+        r["engine_status"]["explanations"] = why
+    notes = summary.notes(results)
+    assert "[cluster] duplicate (7): replayed after a restore" in notes
+    assert not any("order" in n or n.startswith("[embedded] duplicate") for n in notes)
+
+
+def test_the_longest_stall_and_cpu_per_event_are_side_by_side():
+    results = _both()
+    results["runs"][0]["metrics"]["longest_stall_s"] = 4
+    _, rows = summary.side_by_side(results)
+    by_label = {r[0]: r[1:] for r in rows}
+    assert by_label["longest stall (no output), s"] == ["4", "-"]
+    assert by_label["CPU s per 100k events"][0] == str(round(1.5 * 100_000 / results["runs"][0]["inputs"], 1))
