@@ -74,3 +74,15 @@ def test_late_inputs_are_derived_and_match_kafka_streams_own_count(run_streamgau
     assert run["metrics"]["late_dropped"] > 0
     assert checks["late_metric"]["detail"] == (f"engine counted {run['metrics']['late_dropped']} late pairs; "
                                                f"derived {run['metrics']['late_dropped']}")
+
+
+@pytest.mark.kafka
+def test_the_streams_group_protocol_on_a_broker_without_it_fails_the_start_with_kafka_streams_reason(
+        run_streamgauge, tmp_path):
+    """The local broker lists streams among its group protocols but does not serve the streams group API
+    (KIP-1071 is early access in Kafka 4.1): Kafka Streams says so at start, and the run shows its words."""
+    proc, _ = run_streamgauge(tmp_path, "kill-instance-eos.yaml", "faults=[]",
+                              "engine_config.kafka-streams.group_protocol=streams", engine="kafka-streams")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "does not support the STREAMS group protocol" in proc.stderr
+    assert "while waiting for the kafka-streams job to become ready" in proc.stderr
