@@ -277,6 +277,7 @@ class RunOne:
     def __init__(self, scenario: Scenario, engine: str, kafka: KafkaProvider, opts: RunOptions,
                  faults: list[Fault], run_dir: Path | None = None) -> None:
         self.s, self.engine_name, self.kafka, self.opts, self.faults = scenario, engine, kafka, opts, faults
+        self.engine = get_engine(engine)
         self.log = opts.log
         self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
         self.prefix = f"sg.{self.run_id}.{engine}."
@@ -303,7 +304,7 @@ class RunOne:
             replication = min(3, len(self.kafka.nodes()) or 1)
             create_topics(self.bootstrap, {t: s.partitions for t in self.topics.values()}, replication=replication)
             self.log(f"topics: {self.prefix}*")
-            engine = get_engine(self.engine_name)
+            engine = self.engine
             spec = DeploySpec(job=s.job, parallelism=s.parallelism, guarantee=s.guarantee,
                               bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,
                               partitions=s.partitions, run_dir=self.run_dir, replication=replication,
@@ -328,7 +329,7 @@ class RunOne:
             self.sampler.sample()
             self.deployment.stop()
             self.probe.stop()
-            return self._check_and_measure(t0, gen_summary, inputs, drained, drain_s)
+            return self._check_and_measure(t0, gen_summary, inputs, oracle, drained, drain_s)
         finally:
             self._teardown()
 
@@ -403,14 +404,14 @@ class RunOne:
         self.log(f"drain timed out after {self.s.drain.timeout:.0f} s")
         return False, time.monotonic() - started
 
-    def _check_and_measure(self, t0: float, gen: dict[str, Any], inputs: list, drained: bool,
+    def _check_and_measure(self, t0: float, gen: dict[str, Any], inputs: list, oracle: Oracle, drained: bool,
                            drain_s: float) -> dict[str, Any]:
         assert self.probe is not None and self.deployment is not None and self.injector is not None
         s = self.s
         committed = read_all(self.bootstrap, self.topics["output"], isolation="read_committed")
         uncommitted = read_all(self.bootstrap, self.topics["output"], isolation="read_uncommitted")
         late = read_all(self.bootstrap, self.topics["late"], isolation="read_committed") if "late" in self.topics else []
-        engine = get_engine(self.engine_name)
+        engine = self.engine
         status = self.deployment.status()
         checked_topics = [t for t in list_topics(self.bootstrap) if self.prefix in t and t != self.topics["input"]]
         observed = Observed(
@@ -421,7 +422,7 @@ class RunOne:
             late=late, late_declared=engine.late_side_output, window_time=engine.window_time,
             late_metric=status.get("late_records_counted"), partitions=s.partitions,
             faults=len(self.injector.events))
-        late_pairs = self._late_pairs(observed, late)
+        late_pairs = self._late_pairs(observed, late, oracle)
         self.late_ids = {input_id for input_id, _window in late_pairs}
         self.log("checking...")
         checks = run_checks(self.pipeline, observed)
@@ -489,12 +490,12 @@ class RunOne:
         }
         return run
 
-    def _late_pairs(self, observed: Observed, late: list) -> list[tuple[Any, Any]]:
+    def _late_pairs(self, observed: Observed, late: list, oracle: Oracle) -> list[tuple[Any, Any]]:
         """The (input id, window) pairs declared late: the engine's late records, or those derived from the
         input for an engine that writes none."""
         if observed.late_declared or self.window_op is None:
             return [(orjson.loads(r.value).get("id"), None) for r in late if r.value]
-        lateness = lateness_of(Oracle(self.pipeline, observed.inputs), observed)
+        lateness = lateness_of(oracle, observed)
         return [(i, w) for w, ids in lateness.late.items() for i in ids]
 
     def _teardown(self) -> None:
