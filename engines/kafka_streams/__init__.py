@@ -20,7 +20,6 @@ input as written (``late_rule``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -134,7 +133,7 @@ class KafkaStreamsEngine:
         return out
 
     def prerequisites(self) -> list[Prerequisite]:
-        return [Prerequisite(c.name, c.met, c.fix) for c in build.prerequisites()]
+        return build.prerequisites()
 
     def prepare(self, log: Callable[[str], None] = print) -> None:
         build.prepare(log)
@@ -149,7 +148,7 @@ class KafkaStreamsDeployment(GroupInstances):
     def __init__(self, spec: DeploySpec) -> None:
         worker = build.prepare(lambda msg: None)
         self.job = job_name(spec.job) or spec.job
-        super().__init__(spec, NAME, worker.argv(Path("CONFIG"))[:-1], JOB_TOPICS.get(self.job, 1))
+        super().__init__(spec, NAME, worker.argv(build.MAIN_CLASS), JOB_TOPICS.get(self.job, 1))
         self.config = parse_engine_config(KafkaStreamsConfig, spec.config, NAME)
         self.start_instances()
 

@@ -591,6 +591,9 @@ class Scenario(_Model):
     faults: list[Fault] = Field(default_factory=list)
     drain: DrainSpec = DrainSpec()
     expect: Expect = Expect()
+    #: per engine, expectations that stand in for ``expect``'s for the fields they set: a real system's
+    #: known behaviour (a finding) recorded as its expected result, so that the exit code still catches change
+    engine_expect: dict[EngineName, Expect] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _faults_within_load(self) -> Scenario:
@@ -604,6 +607,14 @@ class Scenario(_Model):
     def config_for(self, engine: str) -> dict[str, Any]:
         """The engine options for ``engine`` (``engine_config`` is keyed by engine name)."""
         return dict(self.engine_config.get(engine, {}))
+
+    def expect_for(self, engine: str) -> Expect:
+        """The expectations of a run on ``engine``: ``expect``, with ``engine_expect[engine]``'s fields in place."""
+        override = self.engine_expect.get(engine)
+        if override is None:
+            return self.expect
+        fields = {name: getattr(override, name) for name in override.model_fields_set}
+        return self.expect.model_copy(update=fields)
 
     def engine_list(self, override: Sequence[str] | None = None) -> list[str]:
         """The engines to run: ``override`` when given (any known engines), else the scenario's list."""

@@ -464,7 +464,7 @@ class RunOne:
             metrics["late_declared_by"] = "engine" if engine.late_side_output else "derived from the input"
             metrics["window_result_latency_ms"] = window_result_latency_ms(
                 self.probe.receipt_us, self.probe.window_end_ms, self.window_op.grace_ms)
-        unmet = s.expect.unmet(verdict=verdict, anomalies=summary["anomalies"],
+        unmet = s.expect_for(self.engine_name).unmet(verdict=verdict, anomalies=summary["anomalies"],
                                p99_latency_s=latency["p99"] / 1000,
                                recovery_s=[r for r in recovery if r is not None] if all(
                                    r is not None for r in recovery) else [None] * len(recovery),

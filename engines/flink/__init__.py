@@ -1,0 +1,409 @@
+"""Peer engine: Apache Flink (2.2.x, the newest line served with a matching Kafka connector), run as it ships.
+
+A standalone session cluster started from Maven jars (:mod:`engines.flink.build`):
+one JobManager and ``taskmanagers`` TaskManagers with ``slots_per_taskmanager``
+slots, on free loopback ports, configured by a ``config.yaml`` written per run
+under the run directory (checkpoints and savepoints there too). The job
+catalogue (``java/io/streamgauge/flink/Jobs.java``) is submitted by a small
+client over REST; its classes are on the cluster's classpath.
+
+Jobs: KafkaSource (offsets in checkpoints, read_committed), per-partition
+bounded-out-of-orderness watermarks with idleness, keyed ValueState or an
+event-time window, one KafkaSink for the output and late topics
+(EXACTLY_ONCE: transactions committed when a checkpoint completes; or
+AT_LEAST_ONCE). Windows follow the catalogue's emission rule with grace folded
+into the trigger (``FinalTrigger``): one result per window when the watermark
+reaches we - 1 + grace; late records come from Flink's own late side output.
+
+Defaults are Flink's own where Flink has one (heartbeat 10 s / 50 s, the
+exponential-delay restart strategy, one slot per TaskManager); two have none
+that works here: checkpointing is off unless an interval is set, and the
+Kafka sink's transaction timeout (1 h) is above the broker's maximum (15 min).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from engines.flink import build
+from engines.flink.rest import Rest, RestUnavailable, checkpoint_facts, restart_facts, tasks_not_running
+from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
+from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, catalogue_name, group_lag
+from harness.api.toolkit import SUPERVISOR, ProcessError, admin, free_ports
+
+NAME = "flink"
+JOB_TOPICS = CATALOGUE_TOPICS_READ
+HOST = "127.0.0.1"
+BROKER_MAX_TRANSACTION_TIMEOUT_MS = 900_000  # the broker's transaction.max.timeout.ms default
+SUBMIT_TIMEOUT_S = 120.0
+CANCEL_TIMEOUT_S = 30.0
+TERMINAL_STATES = frozenset({"CANCELED", "FAILED", "FINISHED"})
+#: What the report says when the checkers find these anomaly classes on Flink: its behaviour, a finding
+EXPLANATIONS = {
+    "window_duplicate": "Flink does not keep the window operator's watermark in checkpoints (FLINK-5601): "
+                        "after a restore the watermark starts again from nothing, so a replayed record that "
+                        "was late before lands in a new instance of a window that already fired, which fires "
+                        "again",
+    "window_accounting": "after a restore Flink's watermark starts again from nothing (FLINK-5601), so a record "
+                         "that was late before can be counted in a window; and Flink's window operator drops a "
+                         "record from those of its windows that are already late without a side output when "
+                         "another of its windows is still open (sliding windows)",
+}
+#: A TaskManager log line that says a sink's write was fenced, and what fenced it
+FENCING_PATTERNS = {
+    "producer fenced (transactional id re-initialised by a newer attempt)": r"ProducerFencedException",
+    "invalid producer epoch (transactional id re-initialised)": r"InvalidProducerEpochException",
+    "task cancelled by the JobManager": r"Attempting to cancel task|Task .* switched from \w+ to CANCELING",
+}
+
+
+class FlinkConfig(BaseModel):
+    """Options of the flink engine (the cluster engine's names); None leaves Flink's own default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    taskmanagers: int | None = Field(None, ge=1, description="TaskManager processes; None: the job's parallelism")
+    slots_per_taskmanager: int | None = Field(None, ge=1, description="taskmanager.numberOfTaskSlots; None: 1")
+    checkpoint_interval_ms: int = Field(1000, ge=50, description="execution.checkpointing.interval (Flink has "
+                                                                 "no default: checkpointing is off unless set)")
+    checkpoint_timeout_ms: int | None = Field(None, ge=1000, description="execution.checkpointing.timeout; "
+                                                                          "None: 10 min")
+    heartbeat_interval_ms: int | None = Field(None, ge=50, description="heartbeat.interval; None: 10000")
+    heartbeat_timeout_ms: int | None = Field(None, ge=500, description="heartbeat.timeout; None: 50000")
+    restart_delay_ms: int | None = Field(None, ge=0, description="fixed-delay restarts with this delay; None: "
+                                                                 "Flink's exponential-delay strategy")
+    state_backend: Literal["hashmap", "rocksdb"] = Field("hashmap", description="state.backend.type")
+    transaction_timeout_ms: int = Field(60_000, ge=1000, description="the Kafka sink producer's "
+                                                                     "transaction.timeout.ms (Flink's 1 h is above "
+                                                                     "the broker's 15 min maximum)")
+    idle_timeout_ms: int | None = Field(5000, ge=1, description="WatermarkStrategy.withIdleness; None: never idle")
+    watermark_interval_ms: int | None = Field(None, ge=1, description="pipeline.auto-watermark-interval; "
+                                                                      "None: 200")
+    jobmanager_memory: str = Field("768m", description="jobmanager.memory.process.size")
+    taskmanager_memory: str = Field("1280m", description="taskmanager.memory.process.size")
+    properties: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="any other Flink configuration key, passed through to config.yaml")
+
+    def flink_configuration(self) -> dict[str, str]:
+        """The Flink configuration these options stand for (``properties`` last, so they win)."""
+        named: dict[str, Any] = {
+            "taskmanager.numberOfTaskSlots": self.slots_per_taskmanager,
+            "execution.checkpointing.interval": f"{self.checkpoint_interval_ms} ms",
+            "execution.checkpointing.timeout": _ms(self.checkpoint_timeout_ms),
+            "heartbeat.interval": self.heartbeat_interval_ms,
+            "heartbeat.timeout": self.heartbeat_timeout_ms,
+            "state.backend.type": self.state_backend,
+            "pipeline.auto-watermark-interval": _ms(self.watermark_interval_ms),
+            "jobmanager.memory.process.size": self.jobmanager_memory,
+            "taskmanager.memory.process.size": self.taskmanager_memory,
+        }
+        if self.restart_delay_ms is not None:
+            named.update({"restart-strategy.type": "fixed-delay",
+                          "restart-strategy.fixed-delay.attempts": 2_147_483_647,
+                          "restart-strategy.fixed-delay.delay": f"{self.restart_delay_ms} ms"})
+        out = {k: str(v) for k, v in named.items() if v is not None}
+        out.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.properties.items()})
+        return out
+
+
+def _ms(value: int | None) -> str | None:
+    return None if value is None else f"{value} ms"
+
+
+def job_name(job: str) -> str | None:
+    """The catalogue name of a job reference (``scenarios.jobs:running_sum`` -> running_sum), None if not ours."""
+    return catalogue_name(job, JOB_TOPICS)
+
+
+#: Flink keys streamgauge sets for every run (addresses, ports, directories, identities)
+OWNED_KEYS = frozenset({
+    "jobmanager.rpc.address", "jobmanager.rpc.port", "jobmanager.bind-host", "rest.address", "rest.port",
+    "rest.bind-address", "taskmanager.host", "taskmanager.bind-host", "taskmanager.resource-id",
+    "execution.checkpointing.dir", "execution.checkpointing.savepoint-dir", "io.tmp.dirs",
+    "process.working-dir", "taskmanager.load-balance.mode",
+})
+
+
+def property_problems(config: FlinkConfig) -> list[str]:
+    """Pass-through keys that would undo what the harness sets, and a transaction timeout the broker refuses."""
+    out = [f"engine_config.{NAME}.properties.{key}: set by streamgauge for every run"
+           for key in sorted(config.properties) if key in OWNED_KEYS]
+    if config.transaction_timeout_ms > BROKER_MAX_TRANSACTION_TIMEOUT_MS:
+        out.append(f"engine_config.{NAME}.transaction_timeout_ms: {config.transaction_timeout_ms} is above the "
+                   f"broker's transaction.max.timeout.ms ({BROKER_MAX_TRANSACTION_TIMEOUT_MS}); the sink could "
+                   f"not start a transaction. Use at most {BROKER_MAX_TRANSACTION_TIMEOUT_MS}")
+    return out
+
+
+class FlinkEngine:
+    """Deploys a catalogue job on a standalone Apache Flink session cluster."""
+
+    name = NAME
+    guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
+    roles = frozenset({"jobmanager", "taskmanager"})
+    worker_roles = frozenset({"taskmanager"})
+    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
+    options = options_of(FlinkConfig)
+    late_side_output = True
+    window_time = "watermark"
+
+    def unsupported(self, kind: str, role: str) -> str | None:
+        if role == "jobmanager":
+            return (f"a {kind} of the jobmanager needs JobManager high availability, which the flink engine "
+                    f"does not configure")
+        return None
+
+    def problems(self, request: RunRequest) -> list[str]:
+        out = config_problems(FlinkConfig, request.options, self.name)
+        if not build.is_ready():
+            out.append(f"the Flink job classes are not built; run: {build.SETUP}")
+        if not out:
+            out += property_problems(FlinkConfig(**request.options))
+        return out
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return build.prerequisites()
+
+    def prepare(self, log: Callable[[str], None] = print) -> None:
+        build.prepare(log)
+
+    def deploy(self, spec: DeploySpec) -> FlinkDeployment:
+        return FlinkDeployment(spec)
+
+
+class FlinkDeployment(WorkerProcesses):
+    """A running Flink job: its JobManager and TaskManager JVMs, and the job on them."""
+
+    kind = NAME
+
+    def __init__(self, spec: DeploySpec) -> None:
+        super().__init__(spec.run_dir / NAME)
+        self.spec = spec
+        self.config = parse_engine_config(FlinkConfig, spec.config, NAME)
+        self.job = job_name(spec.job) or spec.job
+        self.build = build.prepare(lambda msg: None)
+        self.app_id = f"{spec.prefix}flink"
+        self.rpc_port, self.rest_port = free_ports(2)
+        self.rest = Rest(HOST, self.rest_port)
+        self.conf_dir = self.dir / "conf"
+        self.job_id: str | None = None
+        self._facts: dict[str, Any] = {}
+        self._admin = admin(spec.bootstrap)
+        self.taskmanager_names = [f"taskmanager-{i}" for i in range(self.config.taskmanagers or spec.parallelism)]
+        self._write_configuration()
+        self._jvm = {role: build.resource_params(self.build, self.conf_dir, role)
+                     for role in ("jobmanager", "taskmanager")}
+        self._start("jobmanager", "jobmanager")
+        self.wait_for(self._rest_up, 120, "the Flink JobManager's REST endpoint", interval_s=0.2)
+        for name in self.taskmanager_names:
+            self._start(name, "taskmanager")
+        self.wait_for(self._taskmanagers_registered, 120, "every TaskManager to register", interval_s=0.2)
+        self._submit()
+
+    # -- configuration and processes -----------------------------------------------------------------------
+    def configuration(self) -> dict[str, str]:
+        """The config.yaml of this run: streamgauge's addresses and directories, then the options."""
+        owned = {
+            "jobmanager.rpc.address": HOST, "jobmanager.rpc.port": str(self.rpc_port),
+            "jobmanager.bind-host": HOST, "rest.address": HOST, "rest.bind-address": HOST,
+            "rest.port": str(self.rest_port), "taskmanager.host": HOST, "taskmanager.bind-host": HOST,
+            "taskmanager.load-balance.mode": "SLOTS",  # spread slots over TaskManagers (Flink 2.x)
+            "execution.checkpointing.dir": (self.dir / "checkpoints").resolve().as_uri(),
+            "execution.checkpointing.savepoint-dir": (self.dir / "savepoints").resolve().as_uri(),
+            "io.tmp.dirs": str((self.dir / "tmp").resolve()),
+        }
+        return {**owned, **self.config.flink_configuration()}
+
+    def _write_configuration(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        text = yaml.safe_dump(self.configuration(), default_flow_style=False, sort_keys=True)
+        (self.conf_dir / "config.yaml").write_text(text)
+
+    def _start(self, name: str, role: str) -> None:
+        """Start the JobManager, or a TaskManager under its own resource id (kept across restarts)."""
+        memory, dynamic = self._jvm[role]
+        main = build.JOBMANAGER_CLASS if role == "jobmanager" else build.TASKMANAGER_CLASS
+        extra = [] if role == "jobmanager" else ["-D", f"taskmanager.resource-id={name}"]
+        argv = self.build.argv(main, "--configDir", str(self.conf_dir), *dynamic, *extra,
+                               jvm_options=(*memory, *build.JAVA17_FLAGS, "-XX:+UseG1GC",
+                                            f"-Dlog.file={self.log_path(name)}"))
+        work = self.dir / name
+        work.mkdir(parents=True, exist_ok=True)
+        self._procs[name] = SUPERVISOR.start(argv, name=name, role=role, log_path=self.log_path(name), cwd=work)
+
+    def _start_worker(self, name: str) -> None:
+        """Restart a TaskManager under the same name and resource id (the fault injector's heal)."""
+        self._start(name, "taskmanager")
+
+    def _rest_up(self) -> tuple[bool, str]:
+        try:
+            overview = self.rest.get("/overview")
+        except RestUnavailable as e:
+            return False, str(e)
+        return True, f"Flink {overview.get('flink-version')}"
+
+    def _taskmanagers_registered(self) -> tuple[bool, str]:
+        try:
+            overview = self.rest.get("/overview")
+        except RestUnavailable as e:
+            return False, str(e)
+        n = int(overview.get("taskmanagers", 0))
+        return n >= len(self.taskmanager_names), f"{n} of {len(self.taskmanager_names)} TaskManagers registered"
+
+    def _submit(self) -> None:
+        """Submit the job with the job client (a short-lived JVM) and keep its job id."""
+        cfg = {"rest_host": HOST, "rest_port": self.rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
+               "bootstrap": self.spec.bootstrap, "topics": self.spec.topics, "group_id": self.app_id,
+               "transactional_id_prefix": self.app_id, "parallelism": self.spec.parallelism,
+               "idle_timeout_ms": self.config.idle_timeout_ms or 0,
+               "transaction_timeout_ms": self.config.transaction_timeout_ms,
+               "flink_config": self.config.flink_configuration(), "status_path": str(self.status_path("submit"))}
+        path = self.config_path("submit")
+        path.write_text(json.dumps(cfg, indent=2))
+        argv = self.build.argv(build.SUBMIT_CLASS, str(path), jvm_options=tuple(build.JAVA17_FLAGS))
+        client = SUPERVISOR.start(argv, name="submit", role="client", log_path=self.log_path("submit"))
+        try:
+            if not client.wait(SUBMIT_TIMEOUT_S):
+                msg = f"flink: the job client did not finish within {SUBMIT_TIMEOUT_S:.0f} s; see {self.log_path('submit')}"
+                raise ProcessError(msg)
+        finally:
+            if client.alive():
+                client.kill()
+            SUPERVISOR.forget(client)
+        self.job_id = self.read_status("submit").get("job_id")
+        if client.returncode() != 0 or not self.job_id:
+            msg = (f"flink: the job client could not submit {self.job} (exit {client.returncode()}); see "
+                   f"{self.log_path('submit')}:\n{self.tail('submit', 30)}")
+            raise ProcessError(msg)
+
+    # -- Deployment --------------------------------------------------------------------------------------
+    def job_details(self) -> dict[str, Any]:
+        return self.rest.get(f"/jobs/{self.job_id}")
+
+    def ready(self) -> tuple[bool, str]:
+        """The job RUNNING with every subtask RUNNING."""
+        try:
+            job = self.job_details()
+        except RestUnavailable as e:
+            return False, str(e)
+        if job.get("state") in TERMINAL_STATES:
+            msg = f"flink: job {self.job_id} is {job.get('state')}; see {self.log_path('jobmanager')}"
+            raise ProcessError(msg)
+        waiting = tasks_not_running(job)
+        return job.get("state") == "RUNNING" and not waiting, f"job {job.get('state')}, subtasks not running {waiting}"
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        self.wait_for(self.ready, timeout_s, "the Flink job to run every subtask", interval_s=0.2)
+
+    def lag(self) -> int | None:
+        """Records not yet covered by a completed checkpoint (the source commits its offsets on checkpoints)."""
+        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
+
+    def transaction_timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms / 1000
+
+    def _read_facts(self) -> None:
+        """Flink's own facts from REST, kept so that status() still has them once the cluster is gone."""
+        if self.job_id is None:
+            return
+        try:
+            job = self.job_details()
+            checkpoints = self.rest.get(f"/jobs/{self.job_id}/checkpoints")
+            exceptions = self.rest.get(f"/jobs/{self.job_id}/exceptions?maxExceptions=100")
+        except RestUnavailable:
+            return
+        self._facts = {"state": job.get("state"), "checkpoints": checkpoint_facts(checkpoints),
+                       "placement": self.placement(job), **restart_facts(exceptions, job)}
+
+    def placement(self, job: dict[str, Any]) -> dict[str, int]:
+        """Running subtasks per TaskManager, over every vertex of the job."""
+        out: dict[str, int] = {}
+        for vertex in job.get("vertices", []):
+            try:
+                answer = self.rest.get(f"/jobs/{self.job_id}/vertices/{vertex['id']}/taskmanagers")
+            except RestUnavailable:
+                continue
+            for tm in answer.get("taskmanagers", []):
+                running = int((tm.get("status-counts") or tm.get("statusCounts") or {}).get("RUNNING", 0))
+                name = str(tm.get("taskmanager-id") or tm.get("taskmanagerId") or tm.get("endpoint"))
+                out[name] = out.get(name, 0) + running
+        return dict(sorted(out.items()))
+
+    def fencing(self) -> dict[str, int]:
+        """What the TaskManagers' logs say fenced a sink's writes, with counts."""
+        out: dict[str, int] = {}
+        for name in self.taskmanager_names:
+            try:
+                text = self.log_path(name).read_text(errors="replace")
+            except OSError:
+                continue
+            for cause, pattern in FENCING_PATTERNS.items():
+                n = len(re.findall(pattern, text))
+                if n:
+                    out[cause] = out.get(cause, 0) + n
+        return out
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Keep Flink's facts, cancel the job (its open transactions are aborted), then stop every JVM."""
+        if self._procs.get("jobmanager") is not None and self._procs["jobmanager"].alive():
+            self._read_facts()
+            self._cancel()
+        super().stop(grace_s)
+
+    def _cancel(self) -> None:
+        if self.job_id is None:
+            return
+        try:
+            self.rest.call("PATCH", f"/jobs/{self.job_id}?mode=cancel")
+        except RestUnavailable:
+            return
+        deadline = time.monotonic() + CANCEL_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if self.job_details().get("state") in TERMINAL_STATES:
+                    return
+            except RestUnavailable:
+                return
+            time.sleep(0.2)
+
+    def status(self) -> dict[str, Any]:
+        if self._procs.get("jobmanager") is not None and self._procs["jobmanager"].alive():
+            self._read_facts()
+        facts = self._facts
+        ck = facts.get("checkpoints") or {}
+        fencing = self.fencing()
+        failures = facts.get("failures") or []
+        shown = {
+            "output visibility": f"checkpoint interval {self.config.checkpoint_interval_ms} ms",
+            "checkpoints completed / failed": f"{ck.get('completed', 0)} / {ck.get('failed', 0)}",
+            "checkpoint duration p50 / p99 ms": f"{_num(ck.get('duration_ms_p50'))} / {_num(ck.get('duration_ms_p99'))}",
+            "checkpoint size p50 bytes": _num(ck.get("size_bytes_p50")),
+            "subtasks per TaskManager": ", ".join(f"{tm} {n}" for tm, n in (facts.get("placement") or {}).items())
+                                        or None,
+            "restarts (Flink's exception history)": facts.get("restarts", 0),
+            "restart causes": "; ".join(sorted({f["cause"] for f in failures if f.get("cause")}))[:400] or None,
+            "fenced by": ", ".join(f"{c} x{n}" for c, n in sorted(fencing.items())) or None,
+        }
+        return {"engine": NAME, "application_id": self.app_id, "job_id": self.job_id, "facts": shown,
+                "explanations": EXPLANATIONS, "fenced": sum(fencing.values()), "fenced_by": fencing,
+                "flink": facts, "version": {"flink": build.flink_version(self.build),
+                                            "flink-connector-kafka": build.connector_version(self.build)},
+                "config": {**self.config.model_dump(), "flink_configuration_in_force": self.configuration()},
+                "taskmanagers": len(self.taskmanager_names), "restarts": self.restarts}
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
+ENGINE = FlinkEngine()
