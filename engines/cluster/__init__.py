@@ -69,6 +69,7 @@ class ClusterEngine:
     options = options_of(ClusterConfig)
     late_side_output = True
     window_time = "watermark"
+    conforms_to = None  # a reference engine
 
     def unsupported(self, kind: str, role: str) -> str | None:
         """Why a fault cannot be aimed at ``role``, or None when it can."""

@@ -71,6 +71,7 @@ class EmbeddedEngine:
     options = options_of(EmbeddedConfig)
     late_side_output = True
     window_time = "stream_time"
+    conforms_to = None  # a reference engine
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

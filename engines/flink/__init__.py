@@ -59,9 +59,12 @@ EXPLANATIONS = {
 }
 #: A TaskManager log line that says a sink's write was fenced, and what fenced it
 FENCING_PATTERNS = {
-    "producer fenced (transactional id re-initialised by a newer attempt)": r"ProducerFencedException",
-    "invalid producer epoch (transactional id re-initialised)": r"InvalidProducerEpochException",
-    "task cancelled by the JobManager": r"Attempting to cancel task|Task .* switched from \w+ to CANCELING",
+    "producer fenced (transactional id re-initialised by a newer attempt)": r"Transiting to fatal error state due "
+                                                                           r"to \S*ProducerFencedException",
+    "invalid producer epoch (transactional id re-initialised)": r"Transiting to fatal error state due to "
+                                                               r"\S*InvalidProducerEpochException",
+    "tasks failed on losing the JobManager's heartbeat": r"The heartbeat of JobManager with id \S+ timed out",
+    "tasks cancelled by the JobManager": r"Attempting to cancel task",
 }
 
 
@@ -155,6 +158,7 @@ class FlinkEngine:
     options = options_of(FlinkConfig)
     late_side_output = True
     window_time = "watermark"
+    conforms_to = "cluster"  # the real system of the cluster engine's model
 
     def unsupported(self, kind: str, role: str) -> str | None:
         if role == "jobmanager":
@@ -197,6 +201,8 @@ class FlinkDeployment(WorkerProcesses):
         self.conf_dir = self.dir / "conf"
         self.job_id: str | None = None
         self._facts: dict[str, Any] = {}
+        self._fencing: dict[str, dict[str, int]] = {}
+        self._paused: dict[str, int] = {}  # a paused TaskManager -> where its log stood when it was paused
         self._admin = admin(spec.bootstrap)
         self.taskmanager_names = [f"taskmanager-{i}" for i in range(self.config.taskmanagers or spec.parallelism)]
         self._write_configuration()
@@ -339,24 +345,47 @@ class FlinkDeployment(WorkerProcesses):
                 out[name] = out.get(name, 0) + running
         return dict(sorted(out.items()))
 
-    def fencing(self) -> dict[str, int]:
-        """What the TaskManagers' logs say fenced a sink's writes, with counts."""
-        out: dict[str, int] = {}
+    def pause(self, name: str) -> None:
+        """SIGSTOP a TaskManager, remembering where its log stood (what fenced it is read from there on)."""
+        try:
+            self._paused[name] = self.log_path(name).stat().st_size
+        except OSError:
+            self._paused[name] = 0
+        super().pause(name)
+
+    def _log_since(self, name: str, offset: int = 0) -> str:
+        try:
+            with self.log_path(name).open("rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def fencing(self) -> dict[str, dict[str, int]]:
+        """Per TaskManager, what its log says stopped its tasks or fenced its sink's writes, with counts."""
+        out: dict[str, dict[str, int]] = {}
         for name in self.taskmanager_names:
-            try:
-                text = self.log_path(name).read_text(errors="replace")
-            except OSError:
-                continue
-            for cause, pattern in FENCING_PATTERNS.items():
-                n = len(re.findall(pattern, text))
-                if n:
-                    out[cause] = out.get(cause, 0) + n
+            text = self._log_since(name)
+            found = {cause: n for cause, pattern in FENCING_PATTERNS.items() if (n := len(re.findall(pattern, text)))}
+            if found:
+                out[name] = found
         return out
+
+    def zombie_notes(self) -> list[str]:
+        """For each TaskManager that was paused: what stopped its writes once it ran again (from its log)."""
+        notes = []
+        for name, offset in sorted(self._paused.items()):
+            text = self._log_since(name, offset)
+            found = [cause for cause, pattern in FENCING_PATTERNS.items() if re.search(pattern, text)]
+            what = "; ".join(found) if found else "nothing in its log (it had no open transaction or task)"
+            notes.append(f"{name} was paused and resumed: {what}")
+        return notes
 
     def stop(self, grace_s: float = 30.0) -> None:
         """Keep Flink's facts, cancel the job (its open transactions are aborted), then stop every JVM."""
         if self._procs.get("jobmanager") is not None and self._procs["jobmanager"].alive():
             self._read_facts()
+            self._fencing = self.fencing()  # before the cancellation below adds its own lines
             self._cancel()
         super().stop(grace_s)
 
@@ -381,7 +410,12 @@ class FlinkDeployment(WorkerProcesses):
             self._read_facts()
         facts = self._facts
         ck = facts.get("checkpoints") or {}
-        fencing = self.fencing()
+        fencing = self._fencing or self.fencing()
+        causes: dict[str, int] = {}
+        for found in fencing.values():
+            for cause, n in found.items():
+                causes[cause] = causes.get(cause, 0) + n
+        fenced = sum(n for cause, n in causes.items() if "fenced" in cause or "epoch" in cause)
         failures = facts.get("failures") or []
         shown = {
             "output visibility": f"checkpoint interval {self.config.checkpoint_interval_ms} ms",
@@ -392,10 +426,12 @@ class FlinkDeployment(WorkerProcesses):
                                         or None,
             "restarts (Flink's exception history)": facts.get("restarts", 0),
             "restart causes": "; ".join(sorted({f["cause"] for f in failures if f.get("cause")}))[:400] or None,
-            "fenced by": ", ".join(f"{c} x{n}" for c, n in sorted(fencing.items())) or None,
+            "commits refused by fencing": fenced,
+            "tasks stopped by": ", ".join(f"{c} x{n}" for c, n in sorted(causes.items())) or None,
         }
         return {"engine": NAME, "application_id": self.app_id, "job_id": self.job_id, "facts": shown,
-                "explanations": EXPLANATIONS, "fenced": sum(fencing.values()), "fenced_by": fencing,
+                "explanations": EXPLANATIONS, "fenced": fenced, "fenced_by": fencing,
+                "notes": self.zombie_notes(),
                 "flink": facts, "version": {"flink": build.flink_version(self.build),
                                             "flink-connector-kafka": build.connector_version(self.build)},
                 "config": {**self.config.model_dump(), "flink_configuration_in_force": self.configuration()},

@@ -119,6 +119,7 @@ class KafkaStreamsEngine:
     options = options_of(KafkaStreamsConfig)
     late_side_output = False  # Kafka Streams drops late records; the checkers derive which
     window_time = "stream_time"
+    conforms_to = "embedded"  # the real system of the embedded engine's model
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

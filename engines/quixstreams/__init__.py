@@ -71,6 +71,7 @@ class QuixEngine:
     options = options_of(QuixConfig)
     late_side_output = True   # through quixstreams' on_late hook
     window_time = "key_time"  # quixstreams' default closing strategy, "key"
+    conforms_to = "embedded"  # the real system of the embedded engine's model
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

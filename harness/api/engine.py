@@ -167,6 +167,9 @@ class Engine(Protocol):
     window: ``stream_time`` (per task: the largest timestamp the task has
     seen), ``watermark`` (the minimum over the inputs' watermarks) or
     ``key_time`` (per key: the largest timestamp of the key's own records).
+    ``conforms_to`` names the reference engine whose model this engine is
+    the real system of (None for a reference engine): whenever both run
+    the same scenario, their committed outputs are compared.
     """
 
     name: str
@@ -178,6 +181,7 @@ class Engine(Protocol):
     options: Mapping[str, str]
     late_side_output: bool
     window_time: str
+    conforms_to: str | None
 
     def unsupported(self, kind: str, role: str) -> str | None:
         """Why a fault of ``kind`` cannot be aimed at ``role``, or None when it can."""
@@ -197,7 +201,7 @@ class Engine(Protocol):
 
 #: The members an engine must have (the Engine protocol), in the order they are reported missing.
 ENGINE_MEMBERS: tuple[str, ...] = ("name", "guarantees", "roles", "worker_roles", "fault_kinds", "jobs",
-                                   "options", "late_side_output", "window_time", "unsupported", "problems",
+                                   "options", "late_side_output", "window_time", "conforms_to", "unsupported", "problems",
                                    "prerequisites", "prepare", "deploy")
 #: What may close a window (``Engine.window_time``).
 WINDOW_TIMES: tuple[str, ...] = ("stream_time", "watermark", "key_time")

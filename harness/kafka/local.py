@@ -108,6 +108,9 @@ def broker_properties(node_id: int, ports: dict[int, tuple[int, int]], data_dir:
         "delete.topic.enable": "true",
         "unclean.leader.election.enable": "false",
         "controlled.shutdown.enable": "true",
+        # runs delete their own topics; event times on a fixed epoch (workload.event_epoch) may be older
+        # than any time-based retention, which must not delete a run's input under it
+        "log.retention.ms": "-1",
     }
     props.update(extra or {})
     return props

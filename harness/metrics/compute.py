@@ -22,7 +22,7 @@ def latency_histogram(receipt_us: Sequence[int], st_us: Sequence[int]) -> HdrHis
 
 
 def window_result_latency_ms(receipt_us: Sequence[int], window_end_ms: Sequence[int],
-                             grace_ms: int) -> dict[str, float | int]:
+                             grace_ms: int, wall_offset_ms: int = 0) -> dict[str, float | int]:
     """Window result latency: receipt - (window end + grace), per window output, in ms.
 
     ``receipt_us`` and ``window_end_ms`` are parallel (the probe's stamps and
@@ -30,14 +30,15 @@ def window_result_latency_ms(receipt_us: Sequence[int], window_end_ms: Sequence[
     and is skipped. A window received before its end + grace is ``early``
     (counted, and recorded as 0): an engine that emits before the grace has
     passed does not wait for it. Returns p50/p90/p99/p999/max (HdrHistogram,
-    µs precision), ``count`` and ``early``.
+    µs precision), ``count`` and ``early``. ``wall_offset_ms`` turns a window
+    end into wall-clock time when event times are on a fixed epoch.
     """
     h = HdrHistogram(1, MAX_LATENCY_US, 3)
     early = 0
     for receipt, end in zip(receipt_us, window_end_ms):
         if end < 0:
             continue
-        latency_us = receipt - (end + grace_ms) * 1000
+        latency_us = receipt - (end + wall_offset_ms + grace_ms) * 1000
         if latency_us < 0:
             early += 1
         h.record_value(min(max(1, latency_us), MAX_LATENCY_US))

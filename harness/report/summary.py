@@ -116,9 +116,12 @@ def notes(results: dict[str, Any]) -> list[str]:
         explanations = (r.get("engine_status") or {}).get("explanations") or {}
         out.extend(f"[{who}] {name} ({count}): {explanations[name]}"
                    for name, count in r["anomalies"].items() if count and name in explanations)
+        out.extend(f"[{who}] {line}" for line in (r.get("engine_status") or {}).get("notes") or [])
     for c in comparisons_of(results):
         prefix = f"[{c['scenario']}] " if many and c.get("scenario") else ""
-        out.append(prefix + c["summary"])
+        if c.get("summary"):
+            out.append(prefix + c["summary"])
+        out.extend(prefix + "reference against real: " + p["summary"] for p in c.get("conformance") or [])
     return out
 
 

@@ -23,6 +23,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -484,6 +485,17 @@ class Workload(_Model):
     late: Late | None = None
     lagging: Lagging | None = None
     idle: Idle | None = None
+    #: event times on a fixed epoch: event i's ``et`` is this instant plus its offset in the schedule, so two
+    #: runs of one seed write the same events (reference against real compares them); None: the wall clock
+    event_epoch: datetime | None = None
+
+    @property
+    def event_epoch_ms(self) -> int | None:
+        """``event_epoch`` in ms since the Unix epoch (a time without a zone is UTC), None when unset."""
+        if self.event_epoch is None:
+            return None
+        epoch = self.event_epoch if self.event_epoch.tzinfo else self.event_epoch.replace(tzinfo=UTC)
+        return int(epoch.timestamp() * 1000)
 
     @model_validator(mode="after")
     def _idle_within_load(self) -> Workload:

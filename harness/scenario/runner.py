@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from harness.api import (
     load_job,
 )
 from harness.check import Observed, overall, run_checks, summarize
+from harness.check.conformance import Side, compare, side_of
 from harness.check.oracle import Oracle
 from harness.check.windows import lateness_of
 from harness.errors import CapabilityError, ProcessError
@@ -189,12 +190,18 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
             opts.log("ceiling: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in results["ceiling"].items()
                                              if k.endswith("_eps")))
         for item in plan:
+            pairs = conformance_pairs(item.engines)
+            compared = {engine for pair in pairs for engine in pair}
             for rep in range(item.repetitions):
                 late_by_engine: dict[str, set] = {}
+                sides: dict[str, Side] = {}
                 for name in item.engines:
                     where = opts.out_dir / item.scenario.name / f"rep-{rep + 1}" if nested else opts.out_dir
-                    one = RunOne(item.scenario, name, kafka, opts, _faults(item.scenario), run_dir=where / name)
+                    one = RunOne(item.scenario, name, kafka, opts, _faults(item.scenario), run_dir=where / name,
+                                 keep_side=name in compared)
                     run = {**one.execute(), "repetition": rep + 1}
+                    if one.side is not None:
+                        sides[name] = one.side
                     if "ceiling" in results:
                         run["metrics"]["ceiling_fraction"] = round(
                             run["metrics"]["throughput_eps"] / results["ceiling"]["txn_copy_eps"], 4)
@@ -202,14 +209,42 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
                     if one.window_op is not None:
                         late_by_engine[name] = one.late_ids
                     _write_results(opts.out_dir, results)
+                comparison: dict[str, Any] = {}
                 if len(late_by_engine) >= 2:
+                    comparison.update(compare_late(late_by_engine))
+                conformance = [_conformance(sides, ref, real, opts.log) for ref, real in pairs]
+                if conformance:
+                    comparison["conformance"] = conformance
+                if comparison:
                     results["comparisons"].append({"scenario": item.scenario.name, "repetition": rep + 1,
-                                                   **compare_late(late_by_engine)})
+                                                   **comparison})
                     _write_results(opts.out_dir, results)
     if len(plan) == 1 and len(results["comparisons"]) == 1:
         results["comparison"] = results["comparisons"][0]
     _write_results(opts.out_dir, results)
     return results
+
+
+def conformance_pairs(engines: Sequence[str]) -> list[tuple[str, str]]:
+    """(reference, real) for every engine of ``engines`` that is the real system of a reference engine also in it."""
+    present = set(engines)
+    pairs = []
+    for name in engines:
+        reference = getattr(get_engine(name), "conforms_to", None)
+        if reference is not None and reference in present:
+            pairs.append((reference, name))
+    return pairs
+
+
+def _conformance(sides: dict[str, Side], reference: str, real: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """The conformance of ``real`` to ``reference`` in one repetition (``equal`` None when one did not finish)."""
+    missing = [e for e in (reference, real) if e not in sides]
+    if missing:
+        return {"reference": reference, "real": real, "comparable": False, "equal": None,
+                "summary": f"not compared: no checked output of {', '.join(missing)} (the run did not finish)"}
+    result = compare(sides[reference], sides[real])
+    log(f"reference against real: {result['summary']}")
+    return result
 
 
 def compare_late(late_by_engine: dict[str, set]) -> dict[str, Any]:
@@ -275,7 +310,7 @@ class RunOne:
     """One scenario on one engine."""
 
     def __init__(self, scenario: Scenario, engine: str, kafka: KafkaProvider, opts: RunOptions,
-                 faults: list[Fault], run_dir: Path | None = None) -> None:
+                 faults: list[Fault], run_dir: Path | None = None, keep_side: bool = False) -> None:
         self.s, self.engine_name, self.kafka, self.opts, self.faults = scenario, engine, kafka, opts, faults
         self.engine = get_engine(engine)
         self.log = opts.log
@@ -294,6 +329,8 @@ class RunOne:
         self.injector: FaultInjector | None = None
         self.sampler: ResourceSampler | None = None
         self.late_ids: set = set()
+        self.keep_side = keep_side  # keep what a reference-against-real comparison needs of this run
+        self.side: Side | None = None
 
     # -- the timeline ------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -339,7 +376,7 @@ class RunOne:
                "duration_s": w.duration, "keys": w.keys, "seed": w.seed,
                "summary_path": str(self.run_dir / "generator-summary.json"), "t0": t0,
                "skew_kind": w.key_skew.kind, "skew_s": w.key_skew.s or 0.0,
-               "max_schedule_lag_s": w.max_schedule_lag}
+               "max_schedule_lag_s": w.max_schedule_lag, "event_epoch_ms": w.event_epoch_ms}
         cfg.update(workload_fields(w, self.s.partitions))
         path = self.run_dir / "generator.json"
         path.write_text(json.dumps(cfg))
@@ -426,6 +463,11 @@ class RunOne:
         self.late_ids = {input_id for input_id, _window in late_pairs}
         self.log("checking...")
         checks = run_checks(self.pipeline, observed)
+        if self.keep_side:
+            try:
+                self.side = side_of(self.engine_name, oracle, observed)
+            except Exception as e:  # noqa: BLE001 - a comparison that cannot be made is reported, not fatal
+                self.log(f"reference against real: this run's output could not be reduced for comparison: {e}")
         verdict = overall(checks)
         summary = summarize(checks)
 
@@ -463,7 +505,8 @@ class RunOne:
             metrics["late_inputs"] = len(self.late_ids)
             metrics["late_declared_by"] = "engine" if engine.late_side_output else "derived from the input"
             metrics["window_result_latency_ms"] = window_result_latency_ms(
-                self.probe.receipt_us, self.probe.window_end_ms, self.window_op.grace_ms)
+                self.probe.receipt_us, self.probe.window_end_ms, self.window_op.grace_ms,
+                wall_offset_ms=self._event_time_offset_ms(t0))
         unmet = s.expect_for(self.engine_name).unmet(verdict=verdict, anomalies=summary["anomalies"],
                                p99_latency_s=latency["p99"] / 1000,
                                recovery_s=[r for r in recovery if r is not None] if all(
@@ -489,6 +532,11 @@ class RunOne:
             "engine_status": status,
         }
         return run
+
+    def _event_time_offset_ms(self, t0: float) -> int:
+        """What to add to an event time to get its wall-clock time: 0, or on a fixed epoch, t0 - the epoch."""
+        epoch = self.s.workload.event_epoch_ms
+        return 0 if epoch is None else round(t0 * 1000) - epoch
 
     def _late_pairs(self, observed: Observed, late: list, oracle: Oracle) -> list[tuple[Any, Any]]:
         """The (input id, window) pairs declared late: the engine's late records, or those derived from the

@@ -58,6 +58,7 @@ class GeneratorConfig:
     late: Late | None = None
     lagging: Lagging | None = None
     idle: Idle | None = None
+    event_epoch_ms: int | None = None   # event times on this fixed epoch (ms) instead of the wall clock
 
     def __post_init__(self) -> None:
         for name, kind in _TRANSFORMS.items():
@@ -76,7 +77,8 @@ class GeneratorConfig:
         """The sends of this load, in send order."""
         return Schedule(seed=self.seed, keys=self.keys, rate=self.rate, duration_s=self.duration_s, t0=self.t0,
                         skew=KeySkew(self.skew_kind, self.skew_s), partitions=self.partitions,
-                        disorder=self.disorder, late=self.late, lagging=self.lagging, idle=self.idle)
+                        disorder=self.disorder, late=self.late, lagging=self.lagging, idle=self.idle,
+                        event_epoch_ms=self.event_epoch_ms)
 
 
 def workload_fields(workload: Any, partitions: int | None) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The explicit, seeded send schedule of a load: what to send, when, and to which partition.
 
 Event i is scheduled at ``t0 + i / rate``; its content comes from the seed
-(:class:`EventSource`) and its event time is the scheduled time, then moved by
-the event-time transforms (:class:`EventTimeTransforms`). An ``idle``
+(:class:`EventSource`) and its event time is the scheduled time (or, with
+``event_epoch_ms``, that fixed epoch plus ``i / rate``, the same on every
+run), then moved by the event-time transforms (:class:`EventTimeTransforms`). An ``idle``
 partition's events are then held back and released in one burst: they are
 sent later, with ``st`` = their new send time, and keep their event times.
 
@@ -71,7 +72,8 @@ class Schedule:
 
     def __init__(self, *, seed: int, keys: int, rate: float, duration_s: float, t0: float,
                  skew: KeySkew = UNIFORM, partitions: int | None = None, disorder: Disorder | None = None,
-                 late: Late | None = None, lagging: Lagging | None = None, idle: Idle | None = None) -> None:
+                 late: Late | None = None, lagging: Lagging | None = None, idle: Idle | None = None,
+                 event_epoch_ms: int | None = None) -> None:
         if lagging is not None:
             check_partition("lagging", lagging.partition, partitions)
         if idle is not None:
@@ -82,6 +84,7 @@ class Schedule:
         self.total = int(rate * duration_s)
         self.partitions = Partitions(partitions) if partitions is not None else None
         self.disorder, self.late, self.lagging, self.idle = disorder, late, lagging, idle
+        self.event_epoch_ms = event_epoch_ms
 
     def scheduled_us(self, i: int) -> int:
         """Event i's scheduled send time before any transform (µs since the epoch)."""
@@ -97,6 +100,8 @@ class Schedule:
         for i in range(self.total):
             at_us = self.scheduled_us(i)
             event = source.next(i, at_us)
+            if self.event_epoch_ms is not None:  # the same event times on every run, whenever it starts
+                event["et"] = self.event_epoch_ms + int(i * 1000 / self.rate)
             partition = self.partitions.of(event["k"]) if self.partitions is not None else None
             elapsed_ms = (at_us - self.scheduled_us(0)) // 1000
             yield Send(at_us, transforms.apply(event, partition, elapsed_ms), partition)

@@ -56,6 +56,7 @@ class MinimalEngine:
     options: ClassVar[dict[str, str]] = {}
     late_side_output = True
     window_time = "stream_time"
+    conforms_to = None  # a reference engine
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None

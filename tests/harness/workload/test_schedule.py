@@ -188,3 +188,17 @@ def test_no_event_is_made_late_before_the_warm_up(schedule_factory):
     late = [s for s in schedule if s.event.get("dl") == 1]
     assert late, "some events after the warm-up are late"
     assert all(s.at_us - first >= 2_000_000 for s in late)
+
+
+def test_on_a_fixed_event_epoch_two_runs_write_the_same_events_whenever_they_start(schedule_factory):
+    epoch = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    first = list(schedule_factory(event_epoch_ms=epoch, t0=T0 + 0.0004, disorder=Disorder(0.2, 1500)))
+    later = list(schedule_factory(event_epoch_ms=epoch, t0=T0 + 86_400.0009, disorder=Disorder(0.2, 1500)))
+
+    def content(sends: list[Send]) -> list[tuple]:
+        return [(s.partition, s.event["id"], s.event["k"], s.event["v"], s.event["et"]) for s in sends]
+
+    assert content(first) == content(later)
+    assert [s.event["st"] for s in first] != [s.event["st"] for s in later]  # latency stays on the wall clock
+    undisturbed = list(schedule_factory(event_epoch_ms=epoch))
+    assert [s.event["et"] for s in undisturbed[:3]] == [epoch, epoch + 1, epoch + 2]

@@ -1,0 +1,118 @@
+"""Reference against real: equal outputs compare equal; every doctored output makes the comparison fail."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+
+from harness.check import Oracle
+from harness.check.conformance import compare, input_digest, side_of
+from scenarios.jobs import running_sum, running_sum_rekeyed, windowed_count
+from tests.harness.check.test_check_windows import base_events, correct_windows, observed_run, placed
+
+
+def _running(make, three_keys, outputs=None, **overrides):
+    observed = make.observe(three_keys, make.output_topic(outputs or make.running_sums(three_keys)), **overrides)
+    return Oracle(running_sum(), three_keys), observed
+
+
+def _side(engine, oracle, observed):
+    return side_of(engine, oracle, observed)
+
+
+def test_the_same_running_sums_compare_equal_and_wall_clock_fields_are_ignored(make, three_keys):
+    reference = _side("embedded", *_running(make, three_keys))
+    other = make.running_sums(three_keys)
+    for out in other:
+        out["st"] += 12_345  # the scheduled send time follows the wall clock: never compared
+    real = _side("kafka-streams", *_running(make, three_keys, other))
+
+    result = compare(reference, real)
+
+    assert result["equal"] is True and result["comparable"] is True
+    assert result["compared"] == 30 and result["differing"] == result["only_real"] == result["only_reference"] == 0
+
+
+def test_a_doctored_running_sum_makes_the_comparison_fail(make, three_keys):
+    reference = _side("embedded", *_running(make, three_keys))
+    doctored = make.running_sums(three_keys)
+    doctored[4]["s"] += 1
+    real = _side("kafka-streams", *_running(make, three_keys, doctored))
+
+    result = compare(reference, real)
+
+    assert result["equal"] is False and result["differing"] == 1
+    assert result["examples"][0]["why"] == "differs"
+    assert "NOT equal" in result["summary"]
+
+
+def test_a_missing_and_a_reordered_output_are_each_counted(make, three_keys):
+    reference = _side("cluster", *_running(make, three_keys))
+    outputs = make.running_sums(three_keys)
+    missing = _side("flink", *_running(make, three_keys, outputs[:-1]))
+    swapped = outputs[:]
+    a = [i for i, o in enumerate(swapped) if o["k"] == "a"]
+    swapped[a[0]], swapped[a[1]] = swapped[a[1]], swapped[a[0]]
+    reordered = _side("flink", *_running(make, three_keys, swapped))
+
+    assert compare(reference, missing)["only_reference"] == 1
+    assert compare(reference, reordered)["differing"] == 2
+
+
+def test_different_inputs_are_not_compared(make, three_keys):
+    reference = _side("embedded", *_running(make, three_keys))
+    shifted = [dataclasses.replace(r, value=orjson.dumps({**make.event_of(r), "et": make.event_of(r)["et"] + 1}))
+               for r in three_keys]
+    real_observed = make.observe(shifted, make.output_topic(make.running_sums(shifted)))
+    real = side_of("kafka-streams", Oracle(running_sum(), shifted), real_observed)
+
+    result = compare(reference, real)
+
+    assert input_digest(three_keys) != input_digest(shifted)
+    assert result["comparable"] is False and result["equal"] is None and "event_epoch" in result["summary"]
+
+
+def test_rekeyed_running_sums_compare_final_state_and_ids(make, three_keys):
+    group = running_sum_rekeyed()
+    outputs = make.running_sums(three_keys, key_of=lambda e: "g")
+    reference = side_of("embedded", Oracle(group, three_keys), make.observe(three_keys, make.output_topic(outputs)))
+    doctored = [dict(o) for o in outputs]
+    doctored[-1]["n"] += 1
+    real = side_of("kafka-streams", Oracle(group, three_keys),
+                   make.observe(three_keys, make.output_topic(doctored)))
+
+    assert compare(reference, reference)["equal"] is True
+    result = compare(reference, real)
+    assert result["equal"] is False and result["differing"] == 1
+
+
+def _windowed(make, outputs, late, window_time="watermark"):
+    events = base_events()
+    observed = observed_run(make, events, outputs, late, window_time=window_time)
+    return side_of("x", Oracle(windowed_count(), make.input_events(placed(events))), observed)
+
+
+def test_the_same_windows_compare_equal_and_a_doctored_window_fails(make):
+    outputs, late = correct_windows(windowed_count(), base_events())
+    reference = _windowed(make, outputs, late)
+    doctored = [dict(o) for o in outputs]
+    doctored[3]["h"] ^= 1
+
+    assert compare(reference, _windowed(make, outputs, late))["equal"] is True
+    result = compare(reference, _windowed(make, doctored, late))
+    assert result["equal"] is False and result["differing"] == 1 and result["examples"][0]["why"] == "results differ"
+
+
+def test_a_different_late_set_under_the_same_rule_fails_and_under_another_rule_is_a_model_difference(make):
+    events = base_events()
+    outputs, late = correct_windows(windowed_count(), events)
+    other_outputs, other_late = correct_windows(windowed_count(), events, late=[(7, 0)])
+    reference = _windowed(make, outputs, late)
+
+    same_rule = compare(reference, _windowed(make, other_outputs, other_late))
+    other_rule = compare(reference, _windowed(make, other_outputs, other_late, window_time="key_time"))
+
+    assert same_rule["equal"] is False and same_rule["only_real"] >= 1
+    assert other_rule["equal"] is True and other_rule["model_difference"] == 1
+    assert "key_time" in other_rule["notes"][0]
