@@ -208,12 +208,16 @@ class FlinkDeployment(WorkerProcesses):
         self._write_configuration()
         self._jvm = {role: build.resource_params(self.build, self.conf_dir, role)
                      for role in ("jobmanager", "taskmanager")}
-        self._start("jobmanager", "jobmanager")
-        self.wait_for(self._rest_up, 120, "the Flink JobManager's REST endpoint", interval_s=0.2)
-        for name in self.taskmanager_names:
-            self._start(name, "taskmanager")
-        self.wait_for(self._taskmanagers_registered, 120, "every TaskManager to register", interval_s=0.2)
-        self._submit()
+        try:
+            self._start("jobmanager", "jobmanager")
+            self.wait_for(self._rest_up, 120, "the Flink JobManager's REST endpoint", interval_s=0.2)
+            for name in self.taskmanager_names:
+                self._start(name, "taskmanager")
+            self.wait_for(self._taskmanagers_registered, 120, "every TaskManager to register", interval_s=0.2)
+            self._submit()
+        except BaseException:
+            super().stop(grace_s=10)  # the caller never gets this deployment to stop: no JVM may outlive it
+            raise
 
     # -- configuration and processes -----------------------------------------------------------------------
     def configuration(self) -> dict[str, str]:

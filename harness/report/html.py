@@ -10,7 +10,17 @@ from typing import Any
 import pandas as pd
 
 from harness.report import figures
-from harness.report.summary import about, examples, groups, notes, side_by_side, title, verdict_rows, what_ran
+from harness.report.summary import (
+    about,
+    conformance_rows,
+    examples,
+    groups,
+    notes,
+    side_by_side,
+    title,
+    verdict_rows,
+    what_ran,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -81,6 +91,9 @@ def render(results: dict[str, Any]) -> str:
                  *_notes(results)]
         for group in parts:
             page += _group(group, group["scenario"]["name"], 2, full=False)
+    header, conformance = conformance_rows(results)
+    if conformance:
+        page += ["<h2>Reference against real</h2>", pd.DataFrame(conformance, columns=header).to_html(index=False)]
     found = examples(results)
     if found:
         page.append("<h2>Anomaly examples</h2><ul>")

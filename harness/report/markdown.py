@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.report.summary import about, examples, groups, notes, side_by_side, title, verdict_rows, what_ran
+from harness.report.summary import (
+    about,
+    conformance_rows,
+    examples,
+    groups,
+    notes,
+    side_by_side,
+    title,
+    verdict_rows,
+    what_ran,
+)
 
 
 def _cell(text: str) -> str:
@@ -64,6 +74,9 @@ def render(results: dict[str, Any]) -> str:
         out += _verdicts(results, with_scenario=True) + _notes(results)
         for group in parts:
             out += _group(group, group["scenario"]["name"], 2, full=False)
+    header, conformance = conformance_rows(results)
+    if conformance:
+        out += ["## Reference against real", "", table(header, conformance), ""]
     found = examples(results)
     if found:
         out += ["## Anomaly examples", ""]

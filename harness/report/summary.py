@@ -125,6 +125,21 @@ def notes(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def conformance_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Reference against real, a row per compared pair: scenario, the pair, equal, and the counts."""
+    header = ["scenario", "reference", "real", "equal", "compared", "only reference", "only real", "differing",
+              "model difference", "what is compared"]
+    rows = []
+    for c in comparisons_of(results):
+        for p in c.get("conformance") or []:
+            equal = "not comparable" if not p.get("comparable") else ("yes" if p.get("equal") else "NO")
+            rows.append([str(c.get("scenario", "")), p["reference"], p["real"], equal,
+                         *(str(p.get(k, "-")) for k in ("compared", "only_reference", "only_real", "differing",
+                                                        "model_difference")),
+                         str(p.get("basis") or p.get("summary", ""))])
+    return header, rows
+
+
 def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The models side by side: rows (what) by columns (one per run).
 
