@@ -55,7 +55,7 @@ def projected(out: Output) -> tuple[tuple[str, Any], ...]:
 def input_digest(records: Iterable[Any]) -> str:
     """sha256 over every input's (partition, id, k, v, et), in (partition, offset) order: equal inputs, equal digest."""
     digest = hashlib.sha256()
-    for record in records:
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):  # a read interleaves partitions freely
         try:
             event = orjson.loads(record.value) if record.value else {}
         except orjson.JSONDecodeError:

@@ -116,3 +116,9 @@ def test_a_different_late_set_under_the_same_rule_fails_and_under_another_rule_i
     assert same_rule["equal"] is False and same_rule["only_real"] >= 1
     assert other_rule["equal"] is True and other_rule["model_difference"] == 1
     assert "key_time" in other_rule["notes"][0]
+
+
+def test_the_input_digest_does_not_depend_on_how_a_read_interleaved_the_partitions(three_keys):
+    interleaved = sorted(three_keys, key=lambda r: (r.offset, r.partition))
+    assert interleaved != three_keys
+    assert input_digest(interleaved) == input_digest(three_keys)
