@@ -71,6 +71,10 @@ def _engines(args: argparse.Namespace) -> int:
         print(f"  guarantees: {', '.join(info['guarantees'])}")
         print(f"  faults: {', '.join(info['fault_kinds']) or 'none'} (roles: {', '.join(info['roles'])}; "
               f"worker = {' or '.join(info['worker_roles'])})")
+        late = "written to the late topic" if info["late_side_output"] else "derived by the checkers"
+        print(f"  windows close by {info['window_time']}; late records {late}")
+        if info["conforms_to"]:
+            print(f"  the real system of the {info['conforms_to']} engine's model: their outputs are compared")
         print(f"  options (engine_config.{info['name']}):")
         for option, about in info["options"].items():
             print(f"    {option}: {about}")

@@ -101,4 +101,5 @@ def describe(name: str) -> dict[str, Any]:
             "guarantees": [g.value for g in sorted(engine.guarantees, key=lambda g: list(type(g)).index(g))],
             "roles": sorted(engine.roles), "worker_roles": sorted(engine.worker_roles),
             "fault_kinds": sorted(engine.fault_kinds), "options": dict(engine.options),
-            "prerequisites": prereqs}
+            "window_time": engine.window_time, "late_side_output": engine.late_side_output,
+            "conforms_to": engine.conforms_to, "prerequisites": prereqs}

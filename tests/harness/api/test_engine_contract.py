@@ -91,7 +91,8 @@ def test_an_engine_lacking_a_member_is_refused_in_one_line(monkeypatch):
     with pytest.raises(CapabilityError) as e:
         get_engine("broken")
     assert str(e.value).count("\n") == 0
-    assert ("lacks worker_roles, fault_kinds, jobs, options, late_side_output, window_time, unsupported, "
+    assert ("lacks worker_roles, fault_kinds, jobs, options, late_side_output, window_time, conforms_to, "
+            "unsupported, "
             "problems, prerequisites, prepare" in str(e.value))
 
 
@@ -148,3 +149,16 @@ def test_a_job_outside_an_engines_catalogue_is_refused_before_anything_starts(tm
     assert lines == ["streamgauge: error: kill-instance-eos on minimal: job: the minimal engine does not implement "
                      "tests.harness.api.minimal_engine:custom; its jobs: scenarios.jobs:echo"]
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_real_system_conforms_to_an_installed_reference_engine_and_pairs_with_it():
+    from harness.scenario.runner import conformance_pairs
+
+    for name in engine_names():
+        reference = get_engine(name).conforms_to
+        if reference is not None:
+            assert reference in engine_names(), f"{name} conforms to {reference}, which is not installed"
+            assert get_engine(reference).conforms_to is None and get_engine(reference).jobs is None
+    assert conformance_pairs(["embedded", "kafka-streams", "quixstreams", "cluster", "flink"]) == [
+        ("embedded", "kafka-streams"), ("embedded", "quixstreams"), ("cluster", "flink")]
+    assert conformance_pairs(["kafka-streams", "flink"]) == []  # no reference in the run: nothing to compare
