@@ -90,11 +90,14 @@ def test_late_inputs_come_from_flinks_own_side_output(run_streamgauge, tmp_path)
 
 @pytest.mark.kafka
 def test_a_cluster_that_fails_to_start_leaves_no_jvm(run_streamgauge, tmp_path):
-    proc, _results = run_streamgauge(tmp_path, "kill-instance-eos.yaml", "workload.duration=10s",
-                                    "engine_config.flink.properties={taskmanager.numberOfTaskSlots: 0}",
+    """The JobManager starts, the TaskManagers cannot (a data port that is no port): the run fails, naming them,
+    and the JobManager it had started is stopped."""
+    proc, _results = run_streamgauge(tmp_path, "kill-instance-eos.yaml", "workload.duration=10s", "faults=[]",
+                                    "engine_config.flink.properties={taskmanager.data.port: notaport}",
                                     engine="flink", timeout=300)
     assert proc.returncode != 0
-    assert "TaskManager" in proc.stdout + proc.stderr
+    assert "taskmanager-" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert (tmp_path / "flink" / "flink" / "jobmanager.log").exists()  # the JobManager had started
     assert _ours(tmp_path) == []
 
 
