@@ -118,6 +118,29 @@ def test_a_different_late_set_under_the_same_rule_fails_and_under_another_rule_i
     assert "key_time" in other_rule["notes"][0]
 
 
+def test_fewer_inputs_counted_by_a_side_whose_late_set_is_derived_is_named_and_more_is_a_failure(make):
+    events = base_events()
+    outputs, late = correct_windows(windowed_count(), events)
+    dropped_outputs, _ = correct_windows(windowed_count(), events, late=[(7, 0)])
+    reference = _windowed(make, outputs, late)
+    derived = {"late_exact": False, "late_source": "derived for a re-keyed job", "late": {}}
+    fewer = dataclasses.replace(_windowed(make, dropped_outputs, []), **derived)
+    more = [dict(o) for o in outputs]
+    more[3]["n"] += 1
+    more[3]["s"] += 5
+    bigger_sum = [dict(o) for o in dropped_outputs]
+    changed = next(i for i, (a, b) in enumerate(zip(outputs, dropped_outputs, strict=True)) if a != b)
+    bigger_sum[changed]["s"] = outputs[changed]["s"] + 1
+
+    interleaved = compare(reference, fewer)
+    assert interleaved["equal"] is True and interleaved["model_difference"] == 1
+    assert "interleaving" in interleaved["notes"][-1]
+    assert compare(reference, dataclasses.replace(_windowed(make, more, []), **derived))["equal"] is False
+    assert compare(reference, dataclasses.replace(_windowed(make, bigger_sum, []), **derived))["equal"] is False
+    exact_fewer = compare(reference, dataclasses.replace(fewer, late_exact=True))
+    assert exact_fewer["equal"] is False
+
+
 def test_the_input_digest_does_not_depend_on_how_a_read_interleaved_the_partitions(three_keys):
     interleaved = sorted(three_keys, key=lambda r: (r.offset, r.partition))
     assert interleaved != three_keys
