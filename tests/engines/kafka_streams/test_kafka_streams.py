@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,12 @@ def test_pass_through_properties_are_checked_against_kafka_streams_names():
 
 @pytest.mark.kafka
 def test_kill_instance_eos_is_exactly_once_on_kafka_streams(run_streamgauge, tmp_path):
+    system_tmp = Path(tempfile.gettempdir())
+    native_before = set(system_tmp.glob("librocksdbjni*"))
     proc, results = run_streamgauge(tmp_path, "kill-instance-eos.yaml", *SHORT, engine="kafka-streams")
+    # killed JVMs leave no RocksDB library behind, in the system's temporary directory or the run's
+    assert set(system_tmp.glob("librocksdbjni*")) - native_before == set()
+    assert list(tmp_path.rglob("native")) == []
     assert results is not None, proc.stderr[-3000:]
     run = results["runs"][0]
     assert (run["verdict"], run["inputs"], run["outputs"]) == ("pass", 40_000, 40_000), proc.stderr[-3000:]
