@@ -42,7 +42,9 @@ EXPLANATIONS = {
                         "was late before can be counted in a window already emitted, which is then emitted again",
     "window_accounting": "Kafka Streams re-derives stream-time after a restart or task migration (it is not "
                          "kept with the state), so a replayed record that was late before can be counted in a "
-                         "window, against the late set derived from the input",
+                         "window, against the late set derived from the input; in a re-keyed job stream-time "
+                         "is that of the repartition topic, where the upstream tasks' records interleave as they "
+                         "come, so a task that runs behind has its records dropped as late downstream",
 }
 EOS_TRANSACTION_TIMEOUT_MS = 10_000   # Kafka Streams' producer default under exactly_once_v2
 CLIENT_TRANSACTION_TIMEOUT_MS = 60_000

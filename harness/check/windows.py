@@ -31,7 +31,12 @@ declares nothing: its late set is derived from the input as written
 before its window. For one that does, only the inputs late under every
 interleaving are known: such an input must not be counted, and an emitted
 window must equal its other inputs minus some of them; ``late_metric`` holds
-the engine's own count of dropped pairs against the derived set.
+the engine's own count of dropped pairs against the derived set. In a run
+without faults, when every emitted window carries its count ``n``, the pairs
+the windows did not count must be the pairs the engine says it dropped
+(:func:`dropped_pairs`): then a window closed by the horizon whose every input
+was dropped, and so was never emitted, is accounted for rather than lost, and
+an engine that drops inputs without counting them fails ``late_metric``.
 """
 
 from __future__ import annotations
@@ -142,16 +147,73 @@ def check_window_accounting(oracle: Oracle, observed: Observed) -> CheckResult:
         miscounted = _check_emitted(oracle, emitted, lateness.late, findings)
     else:
         miscounted, unresolved = _check_emitted_bounded(oracle, emitted, lateness.late, findings)
-    lost = _check_lost(oracle, emitted, lateness.late, findings, closed_for(oracle, observed))
+    closed = closed_for(oracle, observed)
+    pairs = None if lateness.exact else dropped_pairs(oracle, observed, lateness, emitted)
+    accounted = pairs is not None and pairs.holds
+    lost = 0 if accounted else _check_lost(oracle, emitted, lateness.late, findings, closed)
     rule = "by each key's own time" if observed.window_time == "key_time" else "by the horizon"
     detail = (f"{miscounted} windows miscounted, {lost} lost; windows ending (+ grace) {rule} "
               f"({oracle.horizon_ms} ms) must be emitted; late inputs {lateness.source}")
+    if pairs is not None and accounted and pairs.empty_windows:
+        detail += (f"; {pairs.empty_windows} windows closed and never emitted: every input of theirs dropped as "
+                   f"late, which the engine's own count accounts for ({pairs.describe()})")
     if unresolved:
         detail += (f"; {unresolved} windows not checked beyond their surely-late inputs (too many ways to "
                    f"choose which of their other inputs were dropped)")
     if findings.count and not observed.drained:
         return findings.inconclusive(f"the drain timed out; {detail}")
     return findings.result(detail)
+
+
+@dataclass(frozen=True)
+class DroppedPairs:
+    """A re-keyed job's windows against the engine's own count of (input, window) pairs it dropped as late.
+
+    ``low``: the pairs the emitted windows did not count (their inputs less
+    their ``n``) and every pair of the windows the horizon closed that were
+    never emitted; ``high`` adds the pairs of windows not surely closed that
+    were not emitted (the engine may have closed them, or not yet).
+    """
+
+    low: int
+    high: int
+    metric: int
+    empty_windows: int  # closed by the horizon, never emitted
+
+    @property
+    def holds(self) -> bool:
+        return self.low <= self.metric <= self.high
+
+    def describe(self) -> str:
+        span = f"{self.low}" if self.low == self.high else f"{self.low} to {self.high}"
+        return f"the engine counted {self.metric} pairs dropped as late; its windows did not count {span}"
+
+
+def dropped_pairs(oracle: Oracle, observed: Observed, lateness: Lateness,
+                  emitted: dict[WindowId, list[Output]]) -> DroppedPairs | None:
+    """The reconciliation of a derived, inexact late set with the engine's own count of dropped pairs; None
+    when it cannot be made: the late set is exact, the engine keeps no count, the run had faults (replayed
+    work is dropped and counted again), or some emitted window is not one result with a count ``n`` no larger
+    than its inputs."""
+    if lateness.exact or observed.late_metric is None or observed.faults:
+        return None
+    closed = closed_for(oracle, observed)
+    low = high = empty = 0
+    for window, contributions in oracle.windows.items():
+        outputs = emitted.get(window)
+        if outputs:
+            n = outputs[0].event.get("n") if len(outputs) == 1 and outputs[0].event is not None else None
+            if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(contributions):
+                return None
+            low += len(contributions) - n
+            high += len(contributions) - n
+        elif closed(window) and oracle.window_output(window, contributions):
+            low += len(contributions)
+            high += len(contributions)
+            empty += 1
+        else:
+            high += len(contributions)
+    return DroppedPairs(low, high, observed.late_metric, empty)
 
 
 def _check_emitted(oracle: Oracle, emitted: dict[WindowId, list[Output]], declared: dict[WindowId, set[Any]],
@@ -334,6 +396,8 @@ def _required_late(oracle: Oracle, late: DefinitelyLate) -> list[WindowId]:
 def check_late_metric(oracle: Oracle, observed: Observed) -> CheckResult:
     """An engine without a late side output whose own count of dropped (input, window) pairs disagrees with
     the derived late set: exactly (a job that does not re-key), or below its surely-late part (one that does).
+    For a re-keyed job whose windows carry their count ``n``, the count must also be the pairs its windows did
+    not count (:func:`dropped_pairs`): an input neither counted nor counted as dropped is a failure here.
 
     Compared only in a run without faults: work replayed after a fault is
     dropped, and counted, again.
@@ -348,6 +412,14 @@ def check_late_metric(oracle: Oracle, observed: Observed) -> CheckResult:
     if observed.faults:
         return findings.result(f"not compared under faults (replayed work is counted again): the engine counted "
                                f"{metric} pairs dropped as late, {derived} derived")
+    pairs = None if lateness.exact else dropped_pairs(oracle, observed, lateness, emitted_windows(observed))
+    if pairs is not None:
+        if not pairs.holds or metric < derived:
+            findings.add({"why": "the engine's count of late (input, window) pairs is not the pairs its windows did "
+                                 "not count", "engine": metric, "not_counted_at_least": pairs.low,
+                          "not_counted_at_most": pairs.high, "surely_late": derived},
+                         count=max(pairs.low - metric, metric - pairs.high, derived - metric, 1))
+        return findings.result(f"{pairs.describe()}; {derived} surely late")
     if (metric != derived) if lateness.exact else (metric < derived):
         findings.add({"why": "the engine's count of late (input, window) pairs disagrees with the late set "
                              "derived from the input", "engine": metric, "derived": derived,

@@ -139,6 +139,14 @@ def test_fewer_inputs_counted_by_a_side_whose_late_set_is_derived_is_named_and_m
     assert compare(reference, dataclasses.replace(_windowed(make, bigger_sum, []), **derived))["equal"] is False
     exact_fewer = compare(reference, dataclasses.replace(fewer, late_exact=True))
     assert exact_fewer["equal"] is False
+    # a window never emitted by the derived side: every input of it dropped under its interleaving
+    none = dataclasses.replace(_windowed(make, [o for i, o in enumerate(outputs) if i != 3], []), **derived)
+    assert compare(reference, none)["equal"] is True and compare(reference, none)["model_difference"] == 1
+    exact_none = compare(reference, dataclasses.replace(none, late_exact=True))
+    assert exact_none["equal"] is False and exact_none["only_reference"] == 1
+    # the exact side never emitting a window the derived side has is no interleaving of the derived side's
+    missing_in_reference = _windowed(make, [o for i, o in enumerate(outputs) if i != 3], late)
+    assert compare(missing_in_reference, dataclasses.replace(reference, **derived))["equal"] is False
 
 
 def test_the_input_digest_does_not_depend_on_how_a_read_interleaved_the_partitions(three_keys):
