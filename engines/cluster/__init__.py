@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.cluster.graph import event_time_problems
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest, load_job
-from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
+from harness.api.deployment import (
+    WorkerProcesses,
+    config_problems,
+    options_of,
+    parse_engine_config,
+    reference_versions,
+)
 from harness.api.toolkit import ConfigError, create_topics
 
 
@@ -175,7 +181,8 @@ class ClusterDeployment(WorkerProcesses):
                  "checkpoint duration p50 / p99 ms": f"{_ms(pct(durations, 0.5))} / {_ms(pct(durations, 0.99))}",
                  "alignment p50 / p99 ms": f"{_ms(pct(alignment, 0.5))} / {_ms(pct(alignment, 0.99))}",
                  "global rollbacks": ck.get("restores", 0)}
-        return {"engine": "cluster", "application_id": self.app_id, "config": self.config.model_dump(),
+        return {"engine": "cluster", "application_id": self.app_id, "version": reference_versions(),
+                "config": self.config.model_dump(),
                 "facts": facts, "fenced": fenced,
                 "disconnected": sum(c.get("disconnected", 0) for c in counters.values()),
                 "late_records": sum(c.get("late_records", 0) for c in counters.values()),

@@ -23,7 +23,7 @@ from harness.api import (
     WindowAggregate,
     load_job,
 )
-from harness.api.deployment import WorkerProcesses, config_problems, options_of
+from harness.api.deployment import WorkerProcesses, config_problems, options_of, reference_versions
 from harness.api.groups import group_lag, group_stable
 from harness.api.toolkit import ConfigError, admin, create_topics
 
@@ -157,7 +157,7 @@ class EmbeddedDeployment(WorkerProcesses):
         totals = {name: sum(c.get(name, 0) for c in counters.values())
                   for name in ("fenced", "rejoins", "revocations", "late_records")}
         commit_ms = self.config.effective_commit_interval_ms(self.spec.guarantee)
-        return {"engine": "embedded", "application_id": self.app_id, **totals,
+        return {"engine": "embedded", "application_id": self.app_id, **totals, "version": reference_versions(),
                 "facts": {"output visibility": f"commit interval {commit_ms} ms",
                           "commits refused by fencing": totals["fenced"], "rejoins": totals["rejoins"],
                           "rebalance revocations while processing": totals["revocations"]},

@@ -66,23 +66,14 @@ def prerequisites() -> list[Prerequisite]:
     return SOURCES.prerequisites()
 
 
-def _jar_version(build: JavaBuild, artifact: str) -> str:
-    """The version of ``artifact`` on the build's classpath, from its jar's name (``<artifact>-<version>.jar``)."""
-    for jar in build.classpath.split(":"):
-        name = Path(jar).name
-        if name.startswith(f"{artifact}-") and name.endswith(".jar"):
-            return name[len(artifact) + 1:-len(".jar")]
-    return "unknown"
-
-
 def flink_version(build: JavaBuild) -> str:
     """Flink's version, from the flink-runtime jar on the classpath."""
-    return _jar_version(build, "flink-runtime")
+    return build.jar_version("flink-runtime")
 
 
 def connector_version(build: JavaBuild) -> str:
     """The Kafka connector's version, from its jar on the classpath."""
-    return _jar_version(build, "flink-connector-kafka")
+    return build.jar_version("flink-connector-kafka")
 
 
 def resource_params(build: JavaBuild, conf_dir: Path, role: str) -> tuple[list[str], list[str]]:

@@ -153,6 +153,7 @@ class KafkaStreamsDeployment(GroupInstances):
 
     def __init__(self, spec: DeploySpec) -> None:
         worker = build.prepare(lambda msg: None)
+        self.version = {"kafka-streams": worker.jar_version("kafka-streams")}
         self.job = job_name(spec.job) or spec.job
         super().__init__(spec, NAME, worker.argv(build.MAIN_CLASS), JOB_TOPICS.get(self.job, 1))
         self.config = parse_engine_config(KafkaStreamsConfig, spec.config, NAME)
@@ -212,7 +213,8 @@ class KafkaStreamsDeployment(GroupInstances):
                  "tasks assigned / revoked": f"{total('tasks_assigned')} / {total('tasks_revoked')}",
                  "restored records": total("restored_records"),
                  "records dropped as late (Kafka Streams' metric)": total("dropped_records")}
-        return {"engine": NAME, "application_id": self.app_id, "facts": facts, "explanations": EXPLANATIONS,
+        return {"engine": NAME, "application_id": self.app_id, "version": self.version, "facts": facts,
+                "explanations": EXPLANATIONS,
                 "fenced": total("fenced"), "late_records_counted": total("dropped_records"),
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(), "commit_interval_ms": commit_ms,

@@ -135,7 +135,8 @@ class QuixDeployment(GroupInstances):
                  "state recoveries": total("recoveries"), "restored records": total("restored_records"),
                  "transactional id": self.config.transactional_id,
                  "window closing": self.config.closing_strategy or "key (per key)"}
-        return {"engine": NAME, "application_id": self.app_id, "facts": facts, "late_records": total("late_records"),
+        return {"engine": NAME, "application_id": self.app_id, "version": venv.pinned_versions(), "facts": facts,
+                "late_records": total("late_records"),
                 "instance_counters": counters, "config": self.config.model_dump(),
                 "instances": len(self._procs), "restarts": self.restarts}
 

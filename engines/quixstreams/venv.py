@@ -56,6 +56,17 @@ def requirements_hash(path: Path | None = None) -> str:
         raise QuixVenvError(msg) from e
 
 
+def pinned_versions(names: tuple[str, ...] = ("quixstreams", "confluent-kafka"), path: Path | None = None) -> dict[
+        str, str]:
+    """The versions requirements.txt pins for ``names`` (the environment is made from exactly those pins)."""
+    pins = {}
+    for line in (path or REQUIREMENTS).read_text().splitlines():
+        name, sep, version = line.split("#", 1)[0].strip().partition("==")
+        if sep and name.strip().lower() in names:
+            pins[name.strip().lower()] = version.strip()
+    return {name: pins.get(name, "unknown") for name in names}
+
+
 def venv_dir() -> Path:
     """``cache_dir()/quixstreams-venv/<hash>/`` (it may not exist yet)."""
     return cache_dir() / "quixstreams-venv" / requirements_hash()

@@ -59,6 +59,23 @@ def options_of(model: type[BaseModel]) -> dict[str, str]:
     return out
 
 
+def reference_versions() -> dict[str, str]:
+    """What a reference engine's results record as its version: streamgauge's own, and the Kafka client its
+    workers run on (confluent-kafka and the librdkafka under it)."""
+    from importlib import metadata
+
+    import confluent_kafka
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {"streamgauge": installed("streamgauge"), "confluent-kafka": installed("confluent-kafka"),
+            "librdkafka": confluent_kafka.libversion()[0]}
+
+
 def write_json_atomically(path: Path, value: Any) -> None:
     """Write ``value`` as JSON to ``path`` through a temporary file and a rename (readers never see half)."""
     tmp = path.with_name(path.name + ".tmp")

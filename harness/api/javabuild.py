@@ -49,6 +49,16 @@ class JavaBuild:
         """The classes directory, then the dependencies."""
         return f"{self.classes}{os.pathsep}{self.classpath}"
 
+    def jar_version(self, artifact: str) -> str:
+        """The version of ``artifact`` on the classpath, from its jar's name (``<artifact>-<version>.jar``, the
+        version starting with a digit, so ``flink-runtime`` is not taken from ``flink-runtime-web``)."""
+        for jar in self.classpath.split(os.pathsep):
+            name = Path(jar).name
+            rest = name[len(artifact) + 1:-len(".jar")] if name.endswith(".jar") else ""
+            if name.startswith(f"{artifact}-") and rest[:1].isdigit():
+                return rest
+        return "unknown"
+
     def argv(self, main_class: str, *args: str, jvm_options: tuple[str, ...] = ()) -> list[str]:
         """The command line that runs ``main_class`` of this build with ``args``."""
         return [self.java, *jvm_options, "-cp", self.full_classpath, main_class, *args]

@@ -83,10 +83,20 @@ class Side:
     windows: dict[WindowId, list[tuple]] = field(default_factory=dict)
     late: dict[WindowId, set[Any]] = field(default_factory=dict)
     closed: Callable[[WindowId], bool] = lambda window: False
+    #: why the committed output depends on where the faults fell (at_least_once under faults), else None
+    replayed: str | None = None
 
 
-def side_of(engine: str, oracle: Oracle, observed: Observed) -> Side:
+def side_of(engine: str, oracle: Oracle, observed: Observed, at_least_once: bool = False) -> Side:
     """Reduce one run's committed output (and, for windows, its late set) for :func:`compare`."""
+    side = _side_of(engine, oracle, observed)
+    if at_least_once and observed.faults:
+        side.replayed = (f"{engine} ran at_least_once under {observed.faults} faults, so its output repeats "
+                         f"what was replayed after each, which depends on where the faults fell")
+    return side
+
+
+def _side_of(engine: str, oracle: Oracle, observed: Observed) -> Side:
     pipeline = oracle.pipeline
     digest = input_digest(observed.inputs)
     if oracle.windowed:
@@ -128,6 +138,10 @@ def compare(reference: Side, real: Side) -> dict[str, Any]:
                 "summary": (f"{reference.engine} and {real.engine} read different inputs (digests "
                             f"{reference.inputs} and {real.inputs}): event times follow the wall clock unless "
                             f"the workload fixes their epoch (workload.event_epoch), so nothing is compared")}
+    replayed = [side.replayed for side in (reference, real) if side.replayed]
+    if replayed:
+        return {**head, "comparable": False, "equal": None,
+                "summary": f"not compared: {'; '.join(replayed)}"}
     tally = _Tally()
     if reference.kind == "windowed":
         basis, notes = _compare_windows(reference, real, tally)

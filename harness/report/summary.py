@@ -176,8 +176,13 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     def fact(label: str) -> Any:
         return lambda r: (r.get("engine_status") or {}).get("facts", {}).get(label)
 
+    def version(r: dict[str, Any]) -> str | None:
+        found = (r.get("engine_status") or {}).get("version") or {}
+        return ", ".join(f"{name} {v}" for name, v in found.items()) or None
+
     rows = [
         row("verdict", verdict_cell),
+        row("version", version),
         row("latency p50 ms", lat("p50")),
         row("latency p99 ms", lat("p99")),
         row("latency p99.9 ms", lat("p999")),

@@ -465,7 +465,8 @@ class RunOne:
         checks = run_checks(self.pipeline, observed)
         if self.keep_side:
             try:
-                self.side = side_of(self.engine_name, oracle, observed)
+                self.side = side_of(self.engine_name, oracle, observed,
+                                    at_least_once=self.s.guarantee == Guarantee.at_least_once)
             except Exception as e:  # noqa: BLE001 - a comparison that cannot be made is reported, not fatal
                 self.log(f"reference against real: this run's output could not be reduced for comparison: {e}")
         verdict = overall(checks)

@@ -58,6 +58,7 @@ def test_kill_instance_eos_is_exactly_once_on_kafka_streams(run_streamgauge, tmp
     assert [f["kind"] for f in run["faults"]] == ["kill", "kill"] and all("healed_at_s" in f for f in run["faults"])
     assert len(run["metrics"]["recovery_s"]) == 2
     assert run["engine_status"]["facts"]["rebalances"] > 0
+    assert run["engine_status"]["version"]["kafka-streams"][:1].isdigit()
 
 
 @pytest.mark.kafka

@@ -17,6 +17,7 @@ def test_kill_instance_eos_is_exactly_once_on_quixstreams(run_streamgauge, tmp_p
     assert (run["verdict"], run["inputs"], run["outputs"]) == ("pass", 40_000, 40_000), proc.stderr[-3000:]
     assert [f["kind"] for f in run["faults"]] == ["kill", "kill"] and all("healed_at_s" in f for f in run["faults"])
     assert run["engine_status"]["facts"]["transactional id"] == "per_instance"
+    assert run["engine_status"]["version"]["quixstreams"][:1].isdigit()
 
 
 def test_at_least_once_under_kills_shows_duplicates_on_quixstreams(run_streamgauge, tmp_path):

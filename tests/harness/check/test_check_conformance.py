@@ -153,3 +153,19 @@ def test_the_input_digest_does_not_depend_on_how_a_read_interleaved_the_partitio
     interleaved = sorted(three_keys, key=lambda r: (r.offset, r.partition))
     assert interleaved != three_keys
     assert input_digest(interleaved) == input_digest(three_keys)
+
+
+def test_exactly_once_under_faults_is_compared_and_at_least_once_under_faults_is_not(make, three_keys):
+    reference = _side("embedded", *_running(make, three_keys, faults=2))
+    doubled = make.running_sums(three_keys)
+    doubled.insert(5, doubled[4])  # a replay after a kill repeats an output
+    exactly_once = compare(reference, _side("kafka-streams", *_running(make, three_keys, doubled, faults=2)))
+    assert exactly_once["comparable"] is True and exactly_once["equal"] is False
+
+    replayed = side_of("kafka-streams", *_running(make, three_keys, doubled, faults=2), at_least_once=True)
+    result = compare(reference, replayed)
+    assert (result["comparable"], result["equal"]) == (False, None)
+    assert "at_least_once under 2 faults" in result["summary"]
+    # without faults an at_least_once run has nothing replayed: compared
+    fault_free = side_of("kafka-streams", *_running(make, three_keys, doubled), at_least_once=True)
+    assert compare(_side("embedded", *_running(make, three_keys)), fault_free)["comparable"] is True

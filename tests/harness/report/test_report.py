@@ -175,3 +175,28 @@ def test_the_longest_stall_and_cpu_per_event_are_side_by_side():
     by_label = {r[0]: r[1:] for r in rows}
     assert by_label["longest stall (no output), s"] == ["4", "2"]  # cluster: from its timeline (0, 0 at 4-5 s)
     assert by_label["CPU s per 100k events"][0] == str(round(1.5 * 100_000 / results["runs"][0]["inputs"], 1))
+
+
+def test_each_engines_version_is_side_by_side():
+    results = _both()
+    results["runs"][0]["engine_status"]["version"] = {"streamgauge": "0.1.0", "librdkafka": "2.12.1"}
+    _, rows = summary.side_by_side(results)
+    assert {r[0]: r[1:] for r in rows}["version"] == ["streamgauge 0.1.0, librdkafka 2.12.1", "-"]
+
+
+def test_a_jar_version_is_read_from_the_classpath_and_a_longer_artifact_name_is_not_taken():
+    from harness.api.javabuild import JavaBuild
+
+    build = JavaBuild("java", Path("classes"), ":".join(["/m2/flink-runtime-web-2.2.1.jar", "/m2/flink-runtime-2.2.1.jar",
+                                                         "/m2/kafka-streams-4.1.1.jar"]), Path("."))
+    assert (build.jar_version("flink-runtime"), build.jar_version("kafka-streams")) == ("2.2.1", "4.1.1")
+    assert build.jar_version("flink-clients") == "unknown"
+
+
+def test_the_quixstreams_environment_reports_the_versions_it_pins(tmp_path):
+    from engines.quixstreams.venv import pinned_versions
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# pins\nquixstreams==3.28.1  # the peer\nConfluent-Kafka==2.12.2\nrich==13.0\n")
+    assert pinned_versions(path=requirements) == {"quixstreams": "3.28.1", "confluent-kafka": "2.12.2"}
+    assert pinned_versions()["quixstreams"][:1].isdigit()

@@ -52,6 +52,7 @@ def test_kill_instance_eos_is_exactly_once(run_streamgauge, tmp_path, job, engin
     assert [f["kind"] for f in run["faults"]] == ["kill", "kill"]
     assert all(f.get("healed_at_s") for f in run["faults"])
     assert run["engine_status"]["restarts"] == 2
+    assert set(run["engine_status"]["version"]) == {"streamgauge", "confluent-kafka", "librdkafka"}
     assert "pass" in proc.stdout and "results:" in proc.stdout
     assert f"report: {tmp_path / 'index.html'}" in proc.stdout
     assert "| pass |" in (tmp_path / "summary.md").read_text()
