@@ -199,7 +199,11 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
                     where = opts.out_dir / item.scenario.name / f"rep-{rep + 1}" if nested else opts.out_dir
                     one = RunOne(item.scenario, name, kafka, opts, _faults(item.scenario), run_dir=where / name,
                                  keep_side=name in compared)
-                    run = {**one.execute(), "repetition": rep + 1}
+                    try:
+                        run = {**one.execute(), "repetition": rep + 1}
+                    except Exception as e:  # noqa: BLE001 - one failed run must not cost the runs after it
+                        opts.log(f"[{name}] the run failed: {type(e).__name__}: {e}; recorded as unknown")
+                        run = {**one.error_run(e), "repetition": rep + 1}
                     if one.side is not None:
                         sides[name] = one.side
                     if "ceiling" in results:
@@ -361,7 +365,11 @@ class RunOne:
             gen_summary = self._wait_load(t0)
             self._wait_heals()
             inputs = read_all(self.bootstrap, self.topics["input"], isolation="read_uncommitted")
-            oracle = Oracle(self.pipeline, inputs)
+            try:
+                oracle: Oracle | None = Oracle(self.pipeline, inputs)
+            except Exception as e:  # noqa: BLE001 - the checkers report the oracle's failure as unknown
+                self.log(f"the oracle failed ({type(e).__name__}: {e}): draining until the job is idle")
+                oracle = None
             drained, drain_s = self._drain(oracle)
             self.sampler.sample()
             self.deployment.stop()
@@ -369,6 +377,27 @@ class RunOne:
             return self._check_and_measure(t0, gen_summary, inputs, oracle, drained, drain_s)
         finally:
             self._teardown()
+
+    def error_run(self, error: BaseException) -> dict[str, Any]:
+        """The record of a run that raised before it was checked: invalid, verdict unknown, its expectations
+        unmet, its metrics empty (the reports and the gate read it like any other run)."""
+        why = f"the run failed: {type(error).__name__}: {error}"
+        s = self.s
+        return {
+            "scenario": s.name, "engine": self.engine_name, "job": s.job, "guarantee": s.guarantee.value,
+            "parallelism": s.parallelism, "partitions": s.partitions, "run_id": self.run_id,
+            "valid": False, "invalid_reason": why, "verdict": "unknown",
+            "expectations": {"met": False, "unmet": [f"verdict unknown: {why}"]},
+            "anomalies": {}, "examples": {}, "checks": [], "inputs": 0, "outputs": 0, "outputs_uncommitted": 0,
+            "drain": {"drained": False, "seconds": 0.0},
+            "faults": [e.to_dict() for e in self.injector.events] if self.injector is not None else [],
+            "metrics": {"throughput_eps": 0.0, "output_eps": 0.0, "ceiling_fraction": None,
+                        "latency_ms": {"p50": None, "p90": None, "p99": None, "p999": None, "max": None},
+                        "recovery_s": [], "keeps_up": {"keeps_up": None, "why": why}, "longest_stall_s": None,
+                        "cpu_s": 0.0, "rss_mb": 0.0, "events_per_core_second": None, "publish_delay_max_ms": None,
+                        "timeline": {"inputs": [], "outputs": [], "p99_ms": []}},
+            "engine_status": {}, "error": why,
+        }
 
     def _start_generator(self, t0: float) -> ManagedProcess:
         w = self.s.workload
@@ -415,7 +444,7 @@ class RunOne:
     def window_op(self) -> WindowAggregate | None:
         return next((op for op in self.pipeline.ops if isinstance(op, WindowAggregate)), None)
 
-    def _drain(self, oracle: Oracle) -> tuple[bool, float]:
+    def _drain(self, oracle: Oracle | None) -> tuple[bool, float]:
         """Wait until every expected output is visible, or the job is idle with its input consumed.
 
         Windows are emitted as time passes, so which ones appear is not known
@@ -424,25 +453,27 @@ class RunOne:
         """
         assert self.probe is not None
         windowed = self.window_op is not None
-        expected = set() if windowed else {i for i, outs in oracle.expected.items() if outs}
+        # without an oracle the expected outputs are unknown: drain like a windowed job, until idle
+        until_idle = windowed or oracle is None
+        expected = set() if oracle is None or windowed else {i for i, outs in oracle.expected.items() if outs}
         started = time.monotonic()
         deadline = started + self.s.drain.timeout
         quiet = self.s.drain.quiet
-        what = "the windows to close" if windowed else f"{len(expected)} outputs"
+        what = "the windows to close" if windowed else "the job to be idle" if until_idle else f"{len(expected)} outputs"
         self.log(f"draining: waiting for {what} (at most {self.s.drain.timeout:.0f} s)")
         while time.monotonic() < deadline:
-            if not windowed and self.probe.has_all(expected):
+            if not until_idle and self.probe.has_all(expected):
                 return True, time.monotonic() - started
             idle = time.monotonic() - max(self.probe.last_receipt, started) >= quiet
-            if idle and (self.deployment.lag() == 0 if isinstance(self.deployment, Lagging) else windowed):
+            if idle and (self.deployment.lag() == 0 if isinstance(self.deployment, Lagging) else until_idle):
                 self.log("drained: the job is idle and has consumed all input")
                 return True, time.monotonic() - started
             time.sleep(0.25)
         self.log(f"drain timed out after {self.s.drain.timeout:.0f} s")
         return False, time.monotonic() - started
 
-    def _check_and_measure(self, t0: float, gen: dict[str, Any], inputs: list, oracle: Oracle, drained: bool,
-                           drain_s: float) -> dict[str, Any]:
+    def _check_and_measure(self, t0: float, gen: dict[str, Any], inputs: list, oracle: Oracle | None,
+                           drained: bool, drain_s: float) -> dict[str, Any]:
         assert self.probe is not None and self.deployment is not None and self.injector is not None
         s = self.s
         committed = read_all(self.bootstrap, self.topics["output"], isolation="read_committed")
@@ -463,7 +494,7 @@ class RunOne:
         self.late_ids = {input_id for input_id, _window in late_pairs}
         self.log("checking...")
         checks = run_checks(self.pipeline, observed)
-        if self.keep_side:
+        if self.keep_side and oracle is not None:
             try:
                 self.side = side_of(self.engine_name, oracle, observed,
                                     at_least_once=self.s.guarantee == Guarantee.at_least_once)
@@ -539,11 +570,13 @@ class RunOne:
         epoch = self.s.workload.event_epoch_ms
         return 0 if epoch is None else round(t0 * 1000) - epoch
 
-    def _late_pairs(self, observed: Observed, late: list, oracle: Oracle) -> list[tuple[Any, Any]]:
+    def _late_pairs(self, observed: Observed, late: list, oracle: Oracle | None) -> list[tuple[Any, Any]]:
         """The (input id, window) pairs declared late: the engine's late records, or those derived from the
-        input for an engine that writes none."""
+        input for an engine that writes none (none without an oracle)."""
         if observed.late_declared or self.window_op is None:
             return [(orjson.loads(r.value).get("id"), None) for r in late if r.value]
+        if oracle is None:
+            return []
         lateness = lateness_of(oracle, observed)
         return [(i, w) for w, ids in lateness.late.items() for i in ids]
 

@@ -108,3 +108,38 @@ def custom() -> Any:
     from scenarios.jobs import echo
 
     return echo()
+
+
+def two_aggregates() -> Any:
+    """A job the oracle cannot interpret (it takes at most one aggregate); the copier still runs it."""
+    from harness.api import Pipeline
+
+    def zero() -> dict:
+        return {"n": 0}
+
+    def count(state: dict, event: dict) -> dict:
+        return {"n": state["n"] + 1}
+
+    return (Pipeline("two-aggregates").source("input").key_by("k").aggregate(init=zero, step=count, name="a")
+            .aggregate(init=zero, step=count, name="b").sink("output"))
+
+
+class UninterpretedEngine(MinimalEngine):
+    """The copier, declaring a job the oracle cannot interpret: its failure comes after a full load."""
+
+    name = "uninterpreted"
+    jobs = frozenset({"tests.harness.api.minimal_engine:two_aggregates"})
+
+
+class FailingEngine(MinimalEngine):
+    """An engine whose deployment fails: the run raises after its topics exist."""
+
+    name = "failing"
+
+    def deploy(self, spec: DeploySpec) -> MinimalDeployment:
+        msg = "the failing engine never deploys"
+        raise RuntimeError(msg)
+
+
+UNINTERPRETED = UninterpretedEngine()
+FAILING = FailingEngine()
