@@ -234,19 +234,21 @@ class WriteAheadSink:
         return written
 
     def close(self) -> None:
-        """Release the producer. Never commits staged epochs; at_least_once flushes what it wrote (bounded)."""
-        producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        if not self._eos:
-            producer.flush(CLOSE_FLUSH_S)
-        producer.purge()
-        if self._fenced:  # nothing to abort: the broker did that when it fenced us
-            return
-        try:
-            producer.close()  # aborts a transaction left open by a failed call
-        except KafkaException:
-            pass
+        """Release the producer. Never commits staged epochs; at_least_once flushes what it wrote (bounded).
+        A commit in flight on another thread finishes first (its own timeout bounds it)."""
+        with self._commit_lock:
+            producer, self._producer = self._producer, None
+            if producer is None:
+                return
+            if not self._eos:
+                producer.flush(CLOSE_FLUSH_S)
+            producer.purge()
+            if self._fenced:  # nothing to abort: the broker did that when it fenced us
+                return
+            try:
+                producer.close()  # aborts a transaction left open by a failed call
+            except KafkaException:
+                pass
 
     # -- the stream ----------------------------------------------------------------------
     def write(self, key: str | None, value: bytes, timestamp_ms: int | None = None, topic: str | None = None) -> None:

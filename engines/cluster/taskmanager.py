@@ -611,9 +611,13 @@ class TaskManager:
                         st.triggers.put_nowait(msg.checkpoint_id)
         elif isinstance(msg, m.NotifyComplete):
             if msg.attempt == self.attempt:
+                loop = asyncio.get_running_loop()
                 for st in self.subtasks:
                     try:
-                        st.notify_complete(msg.checkpoint_id)
+                        # a sink commit is a blocking round trip to the transaction coordinator: off the loop,
+                        # so heartbeats and the data plane go on while it waits (checkpoints stay in order:
+                        # each commit is awaited before the next message is handled)
+                        await loop.run_in_executor(None, st.notify_complete, msg.checkpoint_id)
                     except Exception as e:  # noqa: BLE001 - e.g. fenced: the JM restarts the job
                         log(f"{st.name}: commit of checkpoint {msg.checkpoint_id} failed: {e}")
                         self.count("fenced_commits" if isinstance(e, SinkFencedError) else "failed_commits")
