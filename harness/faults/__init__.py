@@ -1,10 +1,7 @@
-"""The fault catalogue: kill, pause, terminate and restart worker processes on a timeline.
-
-Each fault is a package: what it needs from the engine (the engine declares
-the fault kinds it takes; each kind needs a capability of its Deployment),
-how it is injected, how it heals (restart after a kill, SIGCONT after a
-pause, also at teardown), and how it is recorded for the results and the
-plots.
+"""The fault injector: faults applied to a deployment on a timeline, each kind a registry entry
+(:mod:`harness.faults.kinds`: what it needs, how it is injected and healed, the final heal at teardown, its heal
+deadline, how it is drawn), on an injectable clock (:mod:`harness.faults.clock`) so that the injector is
+unit-tested without processes.
 """
 
 from __future__ import annotations
@@ -13,24 +10,13 @@ import functools
 import heapq
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.api import FAULT_CAPABILITIES, Engine
+from harness.api import Engine
 from harness.errors import CapabilityError, ConfigError
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One fault of a scenario, engine-neutral."""
-
-    at_s: float
-    kind: str                       # kill | pause | terminate | restart
-    role: str = "worker"            # worker (the engine's worker roles), or one of the engine's roles
-    pick: str | int = "random"
-    restart_after_s: float | None = None   # kill
-    for_s: float | None = None             # pause
+from harness.faults.clock import Clock, FakeClock, WallClock
+from harness.faults.kinds import KINDS, Fault, FaultKind, PlotStyle, kind_of, register
 
 
 @dataclass
@@ -54,7 +40,7 @@ def fault_problems(faults: list[Fault], engine: Engine) -> list[str]:
     problems = []
     for i, f in enumerate(faults):
         if f.kind not in engine.fault_kinds:
-            capability = FAULT_CAPABILITIES.get(f.kind)
+            capability = KINDS[f.kind].capability if f.kind in KINDS else None
             needs = f" (it needs the {capability.__name__} capability)" if capability else ""
             problems.append(f"faults[{i}]: the {engine.name} engine does not take {f.kind} faults{needs}; "
                             f"it takes: {', '.join(sorted(engine.fault_kinds)) or 'none'}")
@@ -82,10 +68,12 @@ class _Action:
 
 
 class FaultInjector(threading.Thread):
-    """Applies faults at their times (seconds after ``t0``, wall clock) to a deployment."""
+    """Applies faults at their times (seconds after ``t0`` on ``clock``) to a deployment, heals them when
+    their kind says, and at :meth:`stop` heals what is still broken."""
 
     def __init__(self, deployment, faults: list[Fault], seed: int, t0: float,
-                 log: Callable[[str], None] = print, worker_roles: frozenset[str] = frozenset()) -> None:
+                 log: Callable[[str], None] = print, worker_roles: frozenset[str] = frozenset(),
+                 clock: Clock | None = None) -> None:
         super().__init__(name="faults", daemon=True)
         self.deployment = deployment
         self.faults = sorted(faults, key=lambda f: f.at_s)
@@ -93,13 +81,15 @@ class FaultInjector(threading.Thread):
         self.t0 = t0
         self.log = log
         self.worker_roles = worker_roles
+        self.clock: Clock = clock or WallClock()
         self.events: list[FaultEvent] = []
         self._queue: list[_Action] = []
         self._seq = 0
         self._halt = threading.Event()
-        self._paused: set[str] = set()
+        self._broken: dict[int, tuple[FaultKind, str]] = {}  # event index -> what a final heal must undo
         self._lock = threading.Lock()
         for i, f in enumerate(self.faults):
+            kind_of(f)  # an unknown kind fails here, before the run
             self._schedule(f.at_s, functools.partial(self._inject, f, i))
 
     def _schedule(self, at_s: float, run: Callable[[], None]) -> None:
@@ -107,29 +97,26 @@ class FaultInjector(threading.Thread):
         heapq.heappush(self._queue, _Action(self.t0 + at_s, self._seq, run))
 
     def _now_s(self) -> float:
-        return round(time.time() - self.t0, 3)
+        return round(self.clock.time() - self.t0, 3)
 
     def run(self) -> None:
         while self._queue and not self._halt.is_set():
             action = self._queue[0]
-            if self._halt.wait(max(0.0, action.due - time.time())):
+            if self.clock.wait(action.due - self.clock.time(), self._halt):
                 break
             heapq.heappop(self._queue)
-            try:
-                action.run()
-            except Exception as e:  # noqa: BLE001 - recorded; the run goes on
-                self.log(f"fault failed: {e}")
-                if self.events:
-                    self.events[-1].error = str(e)
+            action.run()  # each action records its own failure on its own event
 
     def stop(self) -> None:
         """Stop injecting and heal what is still broken (resume paused processes)."""
         self._halt.set()
-        self.join(timeout=30)
+        if self.is_alive():
+            self.join(timeout=30)
         with self._lock:
-            for name in list(self._paused):
-                self.deployment.resume(name)
-                self._paused.discard(name)
+            broken, self._broken = self._broken, {}
+        for kind, target in broken.values():
+            assert kind.final_heal is not None
+            kind.final_heal(self.deployment, target)
 
     def _targets(self, role: str) -> list[str]:
         roles = self.worker_roles if role == "worker" else {role}
@@ -148,33 +135,40 @@ class FaultInjector(threading.Thread):
         return names[int(fault.pick)]
 
     def _inject(self, fault: Fault, index: int) -> None:
-        target = self._pick(fault, index)
-        event = FaultEvent(self._now_s(), fault.kind, target, fault.at_s)
+        kind = kind_of(fault)
+        event = FaultEvent(self._now_s(), fault.kind, "-", fault.at_s)
         self.events.append(event)
-        self.log(f"t={event.at_s:.1f}s fault: {fault.kind} {target}")
-        d = self.deployment
-        if fault.kind == "kill":
-            d.kill(target)
-            if fault.restart_after_s is not None:
-                self._schedule(fault.at_s + fault.restart_after_s, lambda: self._heal_restart(event))
-        elif fault.kind == "pause":
+        number = len(self.events) - 1
+        try:
+            event.target = self._pick(fault, index)
+            self.log(f"t={event.at_s:.1f}s fault: {fault.kind} {event.target}")
             with self._lock:
-                d.pause(target)
-                self._paused.add(target)
-            self._schedule(fault.at_s + (fault.for_s or 0), lambda: self._heal_resume(event))
-        elif fault.kind == "terminate":
-            d.terminate(target)
-        elif fault.kind == "restart":
-            d.restart(target)
+                kind.inject(self.deployment, event.target)
+                if kind.final_heal is not None:
+                    self._broken[number] = (kind, event.target)
+        except Exception as e:  # noqa: BLE001 - recorded on the event; the timeline goes on
+            event.error = str(e)
+            self.log(f"t={event.at_s:.1f}s fault failed: {fault.kind}: {e}")
+            return
+        after = kind.heal_after_s(fault)
+        if after is not None and kind.heal is not None:
+            self._schedule(fault.at_s + after, functools.partial(self._heal, kind, event, number))
 
-    def _heal_restart(self, event: FaultEvent) -> None:
-        self.deployment.restart(event.target)
-        event.healed_at_s = self._now_s()
-        self.log(f"t={event.healed_at_s:.1f}s heal: restarted {event.target}")
-
-    def _heal_resume(self, event: FaultEvent) -> None:
+    def _heal(self, kind: FaultKind, event: FaultEvent, number: int) -> None:
+        assert kind.heal is not None
         with self._lock:
-            self.deployment.resume(event.target)
-            self._paused.discard(event.target)
+            if number not in self._broken and kind.final_heal is not None:
+                return  # healed at teardown already
+            try:
+                kind.heal(self.deployment, event.target)
+            except Exception as e:  # noqa: BLE001 - recorded on the event it belongs to
+                event.error = f"heal failed: {e}"
+                self.log(f"t={self._now_s():.1f}s heal failed: {kind.name} {event.target}: {e}")
+                return
+            self._broken.pop(number, None)
         event.healed_at_s = self._now_s()
-        self.log(f"t={event.healed_at_s:.1f}s heal: resumed {event.target}")
+        self.log(f"t={event.healed_at_s:.1f}s heal: {kind.name} {event.target}")
+
+
+__all__ = ["KINDS", "Clock", "FakeClock", "Fault", "FaultEvent", "FaultInjector", "FaultKind",
+           "PlotStyle", "WallClock", "check_supported", "fault_problems", "kind_of", "register"]

@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 
+from harness.faults.kinds import KINDS, PlotStyle
+
 PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
 FAULT_COLOUR = "tab:red"
 
@@ -36,14 +38,17 @@ def _finish_bars(fig, ax, ylabel: str, title: str) -> bytes:
 
 
 def _mark_faults(ax, faults: list[dict[str, Any]], label: bool) -> None:
+    """A line at each fault, shaded until its heal, in its kind's plot style (a kind the registry does not
+    know, from an older results.json, in the default one)."""
     for f in faults:
-        ax.axvline(f["at_s"], color=FAULT_COLOUR, linewidth=1)
+        style = KINDS[f["kind"]].plot if f.get("kind") in KINDS else PlotStyle(colour=FAULT_COLOUR)
+        ax.axvline(f["at_s"], color=style.colour, linewidth=1)
         healed = f.get("healed_at_s")
-        if healed is not None and healed > f["at_s"]:
-            ax.axvspan(f["at_s"], healed, color=FAULT_COLOUR, alpha=0.12)
+        if style.span and healed is not None and healed > f["at_s"]:
+            ax.axvspan(f["at_s"], healed, color=style.colour, alpha=0.12)
         if label:
             ax.annotate(f"{f['kind']} {f['target']}", (f["at_s"], 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(3, -12), textcoords="offset points", fontsize=7, color=FAULT_COLOUR)
+                        xytext=(3, -12), textcoords="offset points", fontsize=7, color=style.colour)
 
 
 def _title(run: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from harness.check.conformance import Side, compare, side_of
 from harness.check.oracle import Oracle
 from harness.check.windows import lateness_of
 from harness.errors import CapabilityError, ProcessError
-from harness.faults import Fault, FaultInjector, fault_problems
+from harness.faults import Fault, FaultInjector, fault_problems, kind_of
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
 from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
 from harness.metrics.calibrate import calibrate
@@ -436,8 +436,8 @@ class RunOne:
     def _wait_heals(self) -> None:
         """Let pending heals (restarts after kills, resumes after pauses) happen before draining."""
         assert self.injector is not None
-        self.injector.join(timeout=max(60.0, max((f.at_s + (f.restart_after_s or 0) + (f.for_s or 0)
-                                                   for f in self.faults), default=0) + 30))
+        self.injector.join(timeout=max(60.0, max((kind_of(f).heal_deadline_s(f) for f in self.faults),
+                                                 default=0) + 30))
         self.injector.stop()
 
     @property

@@ -1,0 +1,89 @@
+"""The fault kinds, one registry entry each: the capability of a Deployment it needs, how it is injected into a
+target, when and how it heals, what must be healed at teardown if it has not been yet, how long the run waits
+for its heal, and how the plots draw it.
+
+A new kind is one more :func:`register` call here (and its scenario syntax in
+:mod:`harness.scenario.model`); the injector knows no kind by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.api import FAULT_CAPABILITIES
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault of a scenario, engine-neutral."""
+
+    at_s: float
+    kind: str                       # a key of KINDS
+    role: str = "worker"            # worker (the engine's worker roles), or one of the engine's roles
+    pick: str | int = "random"
+    restart_after_s: float | None = None   # kill
+    for_s: float | None = None             # pause
+
+
+@dataclass(frozen=True)
+class PlotStyle:
+    """How the timelines draw a fault: a line at its time, and a shaded span until its heal when ``span``."""
+
+    colour: str = "tab:red"
+    span: bool = True
+
+
+Action = Callable[[Any, str], None]  # (deployment, target)
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    name: str
+    inject: Action
+    #: seconds after the injection at which ``heal`` runs, None for a fault that does not heal by itself
+    heal_after_s: Callable[[Fault], float | None] = lambda fault: None
+    heal: Action | None = None
+    #: run at teardown on a target whose heal has not run yet (a paused process must not stay stopped)
+    final_heal: Action | None = None
+    plot: PlotStyle = PlotStyle()
+
+    @property
+    def capability(self) -> type | None:
+        """The Deployment capability an engine must offer to take this kind (harness.api)."""
+        return FAULT_CAPABILITIES.get(self.name)
+
+    def heal_deadline_s(self, fault: Fault) -> float:
+        """Seconds into the load by which this fault has healed (when it heals at all)."""
+        return fault.at_s + (self.heal_after_s(fault) or 0.0)
+
+
+KINDS: dict[str, FaultKind] = {}
+
+
+def register(kind: FaultKind) -> FaultKind:
+    if kind.name in KINDS:
+        msg = f"fault kind {kind.name!r} is registered twice"
+        raise ValueError(msg)
+    KINDS[kind.name] = kind
+    return kind
+
+
+def kind_of(fault: Fault) -> FaultKind:
+    try:
+        return KINDS[fault.kind]
+    except KeyError:
+        msg = f"unknown fault kind {fault.kind!r}; known: {', '.join(sorted(KINDS))}"
+        raise ValueError(msg) from None
+
+
+# -- process faults -------------------------------------------------------------------------------
+
+register(FaultKind("kill", inject=lambda d, target: d.kill(target),
+                   heal_after_s=lambda f: f.restart_after_s, heal=lambda d, target: d.restart(target)))
+register(FaultKind("pause", inject=lambda d, target: d.pause(target),
+                   heal_after_s=lambda f: f.for_s or 0.0, heal=lambda d, target: d.resume(target),
+                   final_heal=lambda d, target: d.resume(target)))
+register(FaultKind("terminate", inject=lambda d, target: d.terminate(target), plot=PlotStyle(span=False)))
+register(FaultKind("restart", inject=lambda d, target: d.restart(target), plot=PlotStyle(span=False)))

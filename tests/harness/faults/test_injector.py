@@ -1,0 +1,111 @@
+"""The fault injector on a fake clock: every kind injected and healed at its time, what is still broken healed
+at teardown, a failing injection recorded; no processes, no waiting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from harness.faults import KINDS, FakeClock, Fault, FaultInjector, kind_of
+
+
+@dataclass
+class _Proc:
+    name: str
+    role: str
+
+
+class _Deployment:
+    """Records what the injector does to it, with the time on the fake clock."""
+
+    def __init__(self, clock: FakeClock, names=("instance-0", "instance-1", "instance-2")) -> None:
+        self.clock = clock
+        self.names = names
+        self.calls: list[tuple[float, str, str]] = []
+
+    def processes(self):
+        return [_Proc(n, "instance") for n in self.names]
+
+    def _record(self, what: str, target: str) -> None:
+        self.calls.append((round(self.clock.time() - 100.0, 3), what, target))
+
+    def kill(self, target): self._record("kill", target)
+    def restart(self, target): self._record("restart", target)
+    def pause(self, target): self._record("pause", target)
+    def resume(self, target): self._record("resume", target)
+    def terminate(self, target): self._record("terminate", target)
+
+
+def _injector(faults, deployment=None, clock=None, seed=7):
+    clock = clock or FakeClock(100.0)
+    deployment = deployment or _Deployment(clock)
+    injector = FaultInjector(deployment, faults, seed=seed, t0=100.0, log=lambda msg: None,
+                             worker_roles=frozenset({"instance"}), clock=clock)
+    return injector, deployment
+
+
+def test_every_kind_is_injected_and_healed_at_its_time():
+    faults = [Fault(at_s=5, kind="kill", pick=0, restart_after_s=3), Fault(at_s=10, kind="pause", pick=1, for_s=4),
+              Fault(at_s=12, kind="terminate", pick=2), Fault(at_s=20, kind="restart", pick=2)]
+    injector, d = _injector(faults)
+    injector.run()  # on the fake clock: returns when the timeline is done
+    injector.stop()
+    assert d.calls == [(5.0, "kill", "instance-0"), (8.0, "restart", "instance-0"), (10.0, "pause", "instance-1"),
+                       (12.0, "terminate", "instance-2"), (14.0, "resume", "instance-1"),
+                       (20.0, "restart", "instance-2")]
+    assert [(e.kind, e.at_s, e.healed_at_s) for e in injector.events] == [
+        ("kill", 5.0, 8.0), ("pause", 10.0, 14.0), ("terminate", 12.0, None), ("restart", 20.0, None)]
+
+
+def test_a_kill_without_restart_is_not_healed():
+    injector, d = _injector([Fault(at_s=1, kind="kill", pick=1)])
+    injector.run()
+    injector.stop()
+    assert d.calls == [(1.0, "kill", "instance-1")] and injector.events[0].healed_at_s is None
+
+
+def test_a_pause_still_in_force_at_teardown_is_healed_once():
+    clock = FakeClock(100.0)
+    injector, d = _injector([Fault(at_s=2, kind="pause", pick=0, for_s=60)], clock=clock)
+    injector._queue[0].run()  # inject only: the run ends before the heal is due
+    injector.stop()
+    assert d.calls == [(0.0, "pause", "instance-0"), (0.0, "resume", "instance-0")]
+    injector._heal(KINDS["pause"], injector.events[0], 0)  # the scheduled heal arriving late does nothing
+    assert len(d.calls) == 2
+
+
+def test_random_picks_follow_the_seed():
+    def targets(seed):
+        injector, d = _injector([Fault(at_s=s, kind="terminate") for s in (1, 2, 3, 4)], seed=seed)
+        injector.run()
+        return [t for _, _, t in d.calls]
+
+    assert targets(3) == targets(3)
+    assert any(targets(3) != targets(s) for s in (4, 5, 6))
+
+
+def test_a_failing_injection_or_heal_is_recorded_on_its_own_event_and_the_timeline_goes_on():
+    class _RestartFails(_Deployment):
+        def restart(self, target):
+            raise RuntimeError("no such instance")
+
+    clock = FakeClock(100.0)
+    faults = [Fault(at_s=1, kind="kill", pick=5), Fault(at_s=2, kind="kill", pick=0, restart_after_s=5),
+              Fault(at_s=3, kind="terminate", pick=1)]
+    injector, d = _injector(faults, deployment=_RestartFails(clock), clock=clock)
+    injector.run()
+    assert d.calls == [(2.0, "kill", "instance-0"), (3.0, "terminate", "instance-1")]
+    bad_pick, unhealed, fine = injector.events
+    assert (bad_pick.target, bad_pick.error) == ("-", "pick 5 is out of range: there are 3 worker processes")
+    assert (unhealed.error, unhealed.healed_at_s) == ("heal failed: no such instance", None)
+    assert fine.error is None
+
+
+def test_heal_deadlines_and_an_unknown_kind():
+    assert kind_of(Fault(at_s=5, kind="kill", restart_after_s=3)).heal_deadline_s(
+        Fault(at_s=5, kind="kill", restart_after_s=3)) == 8
+    assert KINDS["pause"].heal_deadline_s(Fault(at_s=5, kind="pause", for_s=10)) == 15
+    assert KINDS["terminate"].capability is not None and KINDS["kill"].capability is not None
+    with pytest.raises(ValueError, match="unknown fault kind 'flood'"):
+        _injector([Fault(at_s=1, kind="flood")])
