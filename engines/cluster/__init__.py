@@ -26,6 +26,7 @@ from harness.api.deployment import (
     parse_engine_config,
     reference_versions,
 )
+from harness.api.groups import taskmanager_process_count
 from harness.api.toolkit import ConfigError, create_topics
 
 
@@ -83,6 +84,9 @@ class ClusterEngine:
             return (f"a {kind} of the jobmanager needs JobManager failover (high availability), "
                     f"which the cluster engine does not have")
         return None
+
+    def process_count(self, role: str, request: RunRequest) -> int | None:
+        return taskmanager_process_count(role, request)
 
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(ClusterConfig, request.options, self.name)

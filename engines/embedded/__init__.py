@@ -24,7 +24,7 @@ from harness.api import (
     load_job,
 )
 from harness.api.deployment import WorkerProcesses, config_problems, options_of, reference_versions
-from harness.api.groups import group_lag, group_stable
+from harness.api.groups import group_lag, group_stable, instance_process_count
 from harness.api.toolkit import ConfigError, admin, create_topics
 
 
@@ -75,6 +75,9 @@ class EmbeddedEngine:
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None
+
+    def process_count(self, role: str, request: RunRequest) -> int | None:
+        return instance_process_count(role, request)
 
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(EmbeddedConfig, request.options, self.name)

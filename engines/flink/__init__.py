@@ -36,7 +36,13 @@ from engines.flink import build
 from engines.flink.rest import Rest, RestUnavailable, checkpoint_facts, restart_facts, tasks_not_running
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
-from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, catalogue_name, group_lag
+from harness.api.groups import (
+    CATALOGUE,
+    CATALOGUE_TOPICS_READ,
+    catalogue_name,
+    group_lag,
+    taskmanager_process_count,
+)
 from harness.api.toolkit import SUPERVISOR, ProcessError, admin, free_ports
 
 NAME = "flink"
@@ -165,6 +171,9 @@ class FlinkEngine:
             return (f"a {kind} of the jobmanager needs JobManager high availability, which the flink engine "
                     f"does not configure")
         return None
+
+    def process_count(self, role: str, request: RunRequest) -> int | None:
+        return taskmanager_process_count(role, request)
 
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(FlinkConfig, request.options, self.name)

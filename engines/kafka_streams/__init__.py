@@ -30,7 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from engines.kafka_streams import build
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.deployment import config_problems, options_of, parse_engine_config
-from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, GroupInstances, catalogue_name
+from harness.api.groups import (
+    CATALOGUE,
+    CATALOGUE_TOPICS_READ,
+    GroupInstances,
+    catalogue_name,
+    instance_process_count,
+)
 
 NAME = "kafka-streams"
 #: The catalogue's jobs it implements (all of them) -> topics its consumer group reads
@@ -128,6 +134,9 @@ class KafkaStreamsEngine:
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None
+
+    def process_count(self, role: str, request: RunRequest) -> int | None:
+        return instance_process_count(role, request)
 
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(KafkaStreamsConfig, request.options, self.name)

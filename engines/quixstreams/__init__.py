@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from engines.quixstreams import venv
 from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.deployment import config_problems, options_of, parse_engine_config
-from harness.api.groups import CATALOGUE, CATALOGUE_TOPICS_READ, GroupInstances, catalogue_name
+from harness.api.groups import (
+    CATALOGUE,
+    CATALOGUE_TOPICS_READ,
+    GroupInstances,
+    catalogue_name,
+    instance_process_count,
+)
 
 NAME = "quixstreams"
 #: The catalogue's jobs it implements (all of them) -> topics its consumer group reads
@@ -75,6 +81,9 @@ class QuixEngine:
 
     def unsupported(self, kind: str, role: str) -> str | None:
         return None
+
+    def process_count(self, role: str, request: RunRequest) -> int | None:
+        return instance_process_count(role, request)
 
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(QuixConfig, request.options, self.name)

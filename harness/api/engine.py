@@ -35,6 +35,7 @@ class FaultRequest:
 
     kind: str
     role: str = "worker"
+    pick: str | int = "random"
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,10 @@ class Engine(Protocol):
     ``conforms_to`` names the reference engine whose model this engine is
     the real system of (None for a reference engine): whenever both run
     the same scenario, their committed outputs are compared.
+
+    Optional: ``process_count(role, request)``, how many processes of
+    ``role`` a deployment of ``request`` runs (None when unknown); a fault
+    that picks its target by index is checked against it before the run.
     """
 
     name: str

@@ -12,7 +12,7 @@ from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, To
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from harness.api.deployment import WorkerProcesses
-from harness.api.engine import DeploySpec
+from harness.api.engine import DeploySpec, RunRequest
 from harness.kafka.client import admin
 
 
@@ -56,6 +56,24 @@ CATALOGUE = "scenarios.jobs"
 #: (a re-key adds a repartition topic with the input's partition count).
 CATALOGUE_TOPICS_READ = {"echo": 1, "running_sum": 1, "running_sum_rekeyed": 2, "windowed_count": 1,
                          "windowed_count_rekeyed": 2, "sliding_sum": 1}
+
+
+def instance_process_count(role: str, request: RunRequest) -> int | None:
+    """An embedded-model application runs one instance process per unit of the job's parallelism."""
+    return request.parallelism if role == "instance" else None
+
+
+def taskmanager_process_count(role: str, request: RunRequest) -> int | None:
+    """A cluster-model deployment: one JobManager, and ``taskmanagers`` TaskManagers (default: the job's
+    parallelism) — the option both cluster engines name alike."""
+    if role == "jobmanager":
+        return 1
+    if role != "taskmanager":
+        return None
+    taskmanagers = request.options.get("taskmanagers")
+    if taskmanagers is None:
+        return request.parallelism
+    return taskmanagers if isinstance(taskmanagers, int) and taskmanagers >= 1 else None  # else problems() says
 
 
 def catalogue_name(job: str, implemented: Iterable[str]) -> str | None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.api import Engine
+from harness.api import Engine, RunRequest
 from harness.errors import CapabilityError, ConfigError
 from harness.faults.clock import Clock, FakeClock, WallClock
 from harness.faults.kinds import KINDS, Fault, FaultKind, PlotStyle, kind_of, register
@@ -34,7 +34,7 @@ class FaultEvent:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def fault_problems(faults: list[Fault], engine: Engine) -> list[str]:
+def fault_problems(faults: list[Fault], engine: Engine, request: RunRequest | None = None) -> list[str]:
     """Faults the engine cannot take, one line each: kinds it does not declare, roles it does not have,
     and what its ``unsupported(kind, role)`` refuses (for instance a JobManager kill without failover)."""
     problems = []
@@ -48,9 +48,26 @@ def fault_problems(faults: list[Fault], engine: Engine) -> list[str]:
             problems.append(f"faults[{i}]: role {f.role!r} does not exist in the {engine.name} engine "
                             f"(its roles: {', '.join(sorted(engine.roles))}; 'worker' means "
                             f"{' or '.join(sorted(engine.worker_roles))})")
-        elif why := engine.unsupported(f.kind, f.role):
+        elif (why := engine.unsupported(f.kind, f.role)) or (why := _pick_problem(f, engine, request)):
             problems.append(f"faults[{i}]: {why}")
     return problems
+
+
+def _pick_problem(fault: Fault, engine: Engine, request: RunRequest | None) -> str | None:
+    """A pick by index beyond the processes the engine will run for the fault's role."""
+    count_of = getattr(engine, "process_count", None)
+    if request is None or count_of is None or isinstance(fault.pick, str):
+        return None
+    roles = sorted(engine.worker_roles) if fault.role == "worker" else [fault.role]
+    counts = [count_of(role, request) for role in roles]
+    if any(c is None for c in counts):
+        return None
+    count = sum(c for c in counts if c is not None)
+    if 0 <= fault.pick < count:
+        return None
+    what = " or ".join(roles)
+    return (f"{fault.kind} pick {fault.pick} is out of range: the {engine.name} engine runs {count} {what} "
+            f"process{'es' if count != 1 else ''} here (pick 0 to {count - 1}, or random)")
 
 
 def check_supported(faults: list[Fault], engine: Engine) -> None:

@@ -48,6 +48,9 @@ class FaultKind:
     #: run at teardown on a target whose heal has not run yet (a paused process must not stay stopped)
     final_heal: Action | None = None
     plot: PlotStyle = PlotStyle()
+    #: the scenario key of this kind that sets when it heals (``restart_after``, ``for``): it must fall within
+    #: the load
+    heal_key: str | None = None
 
     @property
     def capability(self) -> type | None:
@@ -81,9 +84,10 @@ def kind_of(fault: Fault) -> FaultKind:
 # -- process faults -------------------------------------------------------------------------------
 
 register(FaultKind("kill", inject=lambda d, target: d.kill(target),
-                   heal_after_s=lambda f: f.restart_after_s, heal=lambda d, target: d.restart(target)))
+                   heal_after_s=lambda f: f.restart_after_s, heal=lambda d, target: d.restart(target),
+                   heal_key="restart_after"))
 register(FaultKind("pause", inject=lambda d, target: d.pause(target),
                    heal_after_s=lambda f: f.for_s or 0.0, heal=lambda d, target: d.resume(target),
-                   final_heal=lambda d, target: d.resume(target)))
+                   final_heal=lambda d, target: d.resume(target), heal_key="for"))
 register(FaultKind("terminate", inject=lambda d, target: d.terminate(target), plot=PlotStyle(span=False)))
 register(FaultKind("restart", inject=lambda d, target: d.restart(target), plot=PlotStyle(span=False)))

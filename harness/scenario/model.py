@@ -614,6 +614,10 @@ class Scenario(_Model):
                 raise PydanticCustomError(_FAULT_AFTER_END, "{expected}", {
                     "expected": _fault_at_expected(self.workload.duration),
                     "found": json.dumps(format_seconds(fault.at)), "path": f"faults[{i}].at"})
+            action = {fault.kind: fault.action.model_dump(by_alias=True)}
+            for problem in _heal_after_end("", i, action, fault.at, self.workload.duration):
+                raise PydanticCustomError(_FAULT_AFTER_END, "{expected}", {
+                    "expected": problem.expected, "found": problem.found, "path": problem.path})
         return self
 
     def config_for(self, engine: str) -> dict[str, Any]:
@@ -824,7 +828,27 @@ def _cross_problems(file: str, data: Mapping[str, Any], reported: set[str],
             if at is not None and at >= duration:
                 problems.append(Problem(file, f"faults[{i}].at", _fault_at_expected(duration),
                                         show(fault.get("at"))))
+            elif at is not None:
+                problems += _heal_after_end(file, i, fault, at, duration)
     return problems
+
+
+def _heal_after_end(file: str, index: int, fault: Mapping[str, Any], at: float, duration: float) -> list[Problem]:
+    """A fault that heals (``kill.restart_after``, ``pause.for``: the kind's heal key) after the load ends."""
+    from harness.faults.kinds import KINDS
+
+    out = []
+    for name, kind in KINDS.items():
+        action = fault.get(name)
+        if kind.heal_key is None or not isinstance(action, Mapping):
+            continue
+        after = _try(parse_duration, action.get(kind.heal_key))
+        if after is not None and at + after > duration:
+            out.append(Problem(file, f"faults[{index}].{name}.{kind.heal_key}",
+                               f"a heal by the end of the load ({format_seconds(duration)}): at most "
+                               f"{format_seconds(duration - at)} after {format_seconds(at)}",
+                               show(action.get(kind.heal_key))))
+    return out
 
 
 def _validate(file: str, data: Mapping[str, Any], engines_known: set[str] | None) -> tuple[Scenario | None,

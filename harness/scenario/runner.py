@@ -132,14 +132,14 @@ def run_request(scenario: Scenario, engine: str) -> RunRequest:
     """What ``scenario`` asks of ``engine``, engine-neutral, for its pre-flight check."""
     return RunRequest(job=scenario.job, guarantee=scenario.guarantee, parallelism=scenario.parallelism,
                       partitions=scenario.partitions, options=scenario.config_for(engine),
-                      faults=tuple(FaultRequest(f.kind, f.role) for f in _faults(scenario)))
+                      faults=tuple(FaultRequest(f.kind, f.role, f.pick) for f in _faults(scenario)))
 
 
 def preflight(scenario: Scenario, name: str) -> list[str]:
     """Everything that keeps ``scenario`` from running on engine ``name``, checked before anything starts."""
     engine = get_engine(name)
     problems = guarantee_problems(scenario.guarantee, engine) + job_problems(scenario.job, engine)
-    problems += fault_problems(_faults(scenario), engine)
+    problems += fault_problems(_faults(scenario), engine, run_request(scenario, name))
     if not problems:  # the engine's own checks assume a job and guarantee it has
         problems += engine.problems(run_request(scenario, name))
     return problems

@@ -162,10 +162,12 @@ def test_exactly_once_under_faults_is_compared_and_at_least_once_under_faults_is
     exactly_once = compare(reference, _side("kafka-streams", *_running(make, three_keys, doubled, faults=2)))
     assert exactly_once["comparable"] is True and exactly_once["equal"] is False
 
-    replayed = side_of("kafka-streams", *_running(make, three_keys, doubled, faults=2), at_least_once=True)
+    oracle, observed = _running(make, three_keys, doubled, faults=2)
+    replayed = side_of("kafka-streams", oracle, observed, at_least_once=True)
     result = compare(reference, replayed)
     assert (result["comparable"], result["equal"]) == (False, None)
     assert "at_least_once under 2 faults" in result["summary"]
     # without faults an at_least_once run has nothing replayed: compared
-    fault_free = side_of("kafka-streams", *_running(make, three_keys, doubled), at_least_once=True)
+    oracle, observed = _running(make, three_keys, doubled)
+    fault_free = side_of("kafka-streams", oracle, observed, at_least_once=True)
     assert compare(_side("embedded", *_running(make, three_keys)), fault_free)["comparable"] is True

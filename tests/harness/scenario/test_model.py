@@ -316,6 +316,30 @@ def test_building_a_scenario_in_code_also_checks_fault_times():
         Scenario.model_validate(data)
 
 
+def test_a_heal_after_the_end_of_load_is_a_problem_next_to_the_others(scenario_file):
+    lines = problems_of(scenario_file(GOOD), ["faults[0].kill.restart_after=9s", "faults[1].pause.for=6s"])
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        'faults[0].kill.restart_after: expected a heal by the end of the load (10s): at most 8s after 2s, found "9s"',
+        'faults[1].pause.for: expected a heal by the end of the load (10s): at most 5s after 5s, found "6s"',
+    ]
+    mixed = problems_of(scenario_file(GOOD), ["faults[0]={at: 3s, flood: {}}", "faults[1].pause.for=6s"])
+    assert [line.split(": ", 1)[1] for line in mixed] == [
+        'faults[0].flood: expected a known key (one of at, kill, pause, terminate, restart), found unknown key '
+        '"flood"',
+        'faults[1].pause.for: expected a heal by the end of the load (10s): at most 5s after 5s, found "6s"',
+    ]
+    # a heal exactly at the end is within the load
+    load_scenario(scenario_file(GOOD), ["faults[1].pause.for=5s"])
+
+
+def test_building_a_scenario_in_code_also_checks_heal_times():
+    data = {"name": "x", "job": "a:b", "engines": ["e"], "guarantee": "exactly_once", "parallelism": 1,
+            "partitions": 1, "workload": {"rate": 1, "duration": 5},
+            "faults": [{"at": 4, "pause": {"for": 2}}]}
+    with pytest.raises(ValueError, match="a heal by the end of the load"):
+        Scenario.model_validate(data)
+
+
 def test_a_missing_file_is_one_clear_problem(tmp_path):
     path = tmp_path / "nope.yaml"
     with pytest.raises(ScenarioError) as info:
