@@ -136,11 +136,19 @@ def test_ctrl_c_while_the_broker_starts_leaves_nothing(tmp_path):
         harness = psutil.Process(proc.pid)
 
         def jvms() -> list[psutil.Process]:
-            return [c for c in harness.children(recursive=True) if "java" in c.name()]
+            """The broker JVMs (not the short-lived JVM that formats the storage first)."""
+            found = []
+            for c in harness.children(recursive=True):
+                try:
+                    if "java" in c.name() and "kafka.Kafka" in c.cmdline():
+                        found.append(c)
+                except psutil.NoSuchProcess:
+                    continue
+            return found
 
         wait_until(lambda: bool(jvms()) or proc.poll() is not None, 120, "no broker JVM was started")
         started = jvms()
-        assert started, proc.stderr.read()
+        assert started, proc.stderr.read() if proc.poll() is not None else "the broker JVM is gone already"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) in (1, 130)
         wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started),
