@@ -26,6 +26,15 @@ def kafka() -> Iterator[KafkaProvider]:
         yield provider
 
 
+@pytest.fixture(scope="module")
+def three_nodes() -> Iterator[LocalKafka]:
+    """A 3-node local cluster of its own (replication 3, min.insync.replicas 2) for a module whose tests kill,
+    pause and restart brokers."""
+    cluster = LocalKafka(nodes_count=3)
+    with cluster:
+        yield cluster
+
+
 @pytest.fixture(scope="session")
 def bootstrap(kafka: KafkaProvider) -> str:
     return kafka.bootstrap_servers()

@@ -136,6 +136,7 @@ class EmbeddedDeployment(WorkerProcesses):
             "transaction_timeout_ms": self.config.transaction_timeout_ms,
             "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
             "linger_ms": self.config.linger_ms, "static_membership": self.config.static_membership,
+            "task_timeout_ms": self.config.task_timeout_ms,
         }
 
     def _start(self, name: str) -> None:

@@ -41,6 +41,9 @@ class EmbeddedConfig(BaseModel):
     poll_batch: int = Field(500, ge=1, description="records taken per poll")
     linger_ms: int = Field(5, ge=0, description="the producer's linger.ms")
     static_membership: bool = Field(False, description="a group.instance.id per instance (KIP-345)")
+    task_timeout_ms: int = Field(300_000, ge=100, description="task.timeout.ms: how long a state restore may "
+                                 "make no progress (a changelog partition without a leader) before the instance "
+                                 "gives its tasks up and rejoins")
 
     def effective_commit_interval_ms(self, guarantee: Guarantee) -> int:
         if self.commit_interval_ms is not None:

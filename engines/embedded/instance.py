@@ -243,6 +243,7 @@ class InstanceConfig:
     linger_ms: int = 5
     static_membership: bool = False
     status_path: str = ""
+    task_timeout_ms: int = 300_000
 
     @classmethod
     def load(cls, path: str) -> InstanceConfig:
@@ -390,8 +391,17 @@ class Instance:
             restorer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in targets])
             at_end: set[tuple[str, int]] = set()
             count = 0
+            progress = time.monotonic()
             while len(at_end) < len(targets):
-                for m in restorer.consume(num_messages=10_000, timeout=0.05):
+                messages = restorer.consume(num_messages=10_000, timeout=0.05)
+                if messages:
+                    progress = time.monotonic()
+                elif time.monotonic() - progress > self.cfg.task_timeout_ms / 1000:
+                    waiting = sorted(f"{self._short(t)}-{p}" for t, p in set(targets) - at_end)
+                    msg = (f"restore made no progress for {self.cfg.task_timeout_ms} ms (task.timeout.ms) on "
+                           f"{', '.join(waiting)}: giving the tasks up and rejoining")
+                    raise Rejoin(msg)
+                for m in messages:
                     err = m.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:

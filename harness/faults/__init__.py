@@ -12,9 +12,11 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.api import Engine, RunRequest
 from harness.errors import CapabilityError, ConfigError
+from harness.faults import broker
 from harness.faults.clock import Clock, FakeClock, WallClock
 from harness.faults.kinds import KINDS, Fault, FaultKind, PlotStyle, kind_of, register
 
@@ -29,6 +31,7 @@ class FaultEvent:
     planned_at_s: float
     healed_at_s: float | None = None
     error: str | None = None
+    why: str | None = None  # how an infrastructure target was picked ("leader of input partition 2")
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -39,6 +42,14 @@ def fault_problems(faults: list[Fault], engine: Engine, request: RunRequest | No
     and what its ``unsupported(kind, role)`` refuses (for instance a JobManager kill without failover)."""
     problems = []
     for i, f in enumerate(faults):
+        if f.role == broker.ROLE:
+            guarantee = request.guarantee.value if request is not None else None
+            problems += [f"faults[{i}]: {p}" for p in broker.problems(f.kind, f.pick, guarantee)]
+            continue
+        if isinstance(f.pick, str) and f.pick in broker.PICKS:
+            problems.append(f"faults[{i}]: pick {f.pick} picks a broker: it needs role: broker "
+                            f"(a {f.role} is picked by index or at random)")
+            continue
         if f.kind not in engine.fault_kinds:
             capability = KINDS[f.kind].capability if f.kind in KINDS else None
             needs = f" (it needs the {capability.__name__} capability)" if capability else ""
@@ -86,11 +97,16 @@ class _Action:
 
 class FaultInjector(threading.Thread):
     """Applies faults at their times (seconds after ``t0`` on ``clock``) to a deployment, heals them when
-    their kind says, and at :meth:`stop` heals what is still broken."""
+    their kind says, and at :meth:`stop` heals what is still broken.
+
+    ``infrastructure``: the targets of faults on roles no engine has, by role (``broker``:
+    :class:`harness.faults.broker.Brokers`); each picks its own targets (``pick(pick, rng)`` -> target, why),
+    offers the kinds' actions like a Deployment, and ``heal_all`` at the end.
+    """
 
     def __init__(self, deployment, faults: list[Fault], seed: int, t0: float,
                  log: Callable[[str], None] = print, worker_roles: frozenset[str] = frozenset(),
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, infrastructure: dict[str, Any] | None = None) -> None:
         super().__init__(name="faults", daemon=True)
         self.deployment = deployment
         self.faults = sorted(faults, key=lambda f: f.at_s)
@@ -98,12 +114,13 @@ class FaultInjector(threading.Thread):
         self.t0 = t0
         self.log = log
         self.worker_roles = worker_roles
+        self.infrastructure = dict(infrastructure or {})
         self.clock: Clock = clock or WallClock()
         self.events: list[FaultEvent] = []
         self._queue: list[_Action] = []
         self._seq = 0
         self._halt = threading.Event()
-        self._broken: dict[int, tuple[FaultKind, str]] = {}  # event index -> what a final heal must undo
+        self._broken: dict[int, tuple[FaultKind, Any, str]] = {}  # event -> what a final heal must undo, on what
         self._lock = threading.Lock()
         for i, f in enumerate(self.faults):
             kind_of(f)  # an unknown kind fails here, before the run
@@ -131,53 +148,64 @@ class FaultInjector(threading.Thread):
             self.join(timeout=30)
         with self._lock:
             broken, self._broken = self._broken, {}
-        for kind, target in broken.values():
+        for kind, subject, target in broken.values():
             assert kind.final_heal is not None
-            kind.final_heal(self.deployment, target)
+            kind.final_heal(subject, target)
+        for infrastructure in self.infrastructure.values():
+            infrastructure.heal_all()
+
+    def _subject(self, role: str) -> Any:
+        """What a fault on ``role`` acts on: the deployment, or the infrastructure that owns the role."""
+        return self.infrastructure.get(role, self.deployment)
 
     def _targets(self, role: str) -> list[str]:
         roles = self.worker_roles if role == "worker" else {role}
         return sorted(p.name for p in self.deployment.processes() if p.role in roles)
 
-    def _pick(self, fault: Fault, index: int) -> str:
+    def _pick(self, fault: Fault, index: int) -> tuple[str, str | None]:
+        rng = random.Random(self.seed * 1000 + index)
+        if fault.role in self.infrastructure:
+            return self.infrastructure[fault.role].pick(fault.pick, rng)
         names = self._targets(fault.role)
         if not names:
             msg = f"no process with role {fault.role} to {fault.kind}"
             raise ConfigError(msg)
         if fault.pick == "random":
-            return random.Random(self.seed * 1000 + index).choice(names)
+            return rng.choice(names), None
         if not 0 <= int(fault.pick) < len(names):
             msg = f"pick {fault.pick} is out of range: there are {len(names)} {fault.role} processes"
             raise ConfigError(msg)
-        return names[int(fault.pick)]
+        return names[int(fault.pick)], None
 
     def _inject(self, fault: Fault, index: int) -> None:
         kind = kind_of(fault)
         event = FaultEvent(self._now_s(), fault.kind, "-", fault.at_s)
         self.events.append(event)
         number = len(self.events) - 1
+        subject = self._subject(fault.role)
         try:
-            event.target = self._pick(fault, index)
-            self.log(f"t={event.at_s:.1f}s fault: {fault.kind} {event.target}")
+            event.target, event.why = self._pick(fault, index)
+            why = f" ({event.why})" if event.why else ""
+            self.log(f"t={event.at_s:.1f}s fault: {fault.kind} {event.target}{why}")
             with self._lock:
-                kind.inject(self.deployment, event.target)
+                kind.inject(subject, event.target)
                 if kind.final_heal is not None:
-                    self._broken[number] = (kind, event.target)
+                    self._broken[number] = (kind, subject, event.target)
         except Exception as e:  # noqa: BLE001 - recorded on the event; the timeline goes on
             event.error = str(e)
             self.log(f"t={event.at_s:.1f}s fault failed: {fault.kind}: {e}")
             return
         after = kind.heal_after_s(fault)
         if after is not None and kind.heal is not None:
-            self._schedule(fault.at_s + after, functools.partial(self._heal, kind, event, number))
+            self._schedule(fault.at_s + after, functools.partial(self._heal, kind, subject, event, number))
 
-    def _heal(self, kind: FaultKind, event: FaultEvent, number: int) -> None:
+    def _heal(self, kind: FaultKind, subject: Any, event: FaultEvent, number: int) -> None:
         assert kind.heal is not None
         with self._lock:
             if number not in self._broken and kind.final_heal is not None:
                 return  # healed at teardown already
             try:
-                kind.heal(self.deployment, event.target)
+                kind.heal(subject, event.target)
             except Exception as e:  # noqa: BLE001 - recorded on the event it belongs to
                 event.error = f"heal failed: {e}"
                 self.log(f"t={self._now_s():.1f}s heal failed: {kind.name} {event.target}: {e}")

@@ -17,6 +17,7 @@ class NodeInfo:
     port: int
     pid: int | None
     alive: bool
+    paused: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -26,6 +27,8 @@ class KafkaProvider(ABC):
     """Start, stop and inspect a Kafka cluster; kill and restart one node where possible."""
 
     name: str = "?"
+    #: whether one node can be killed, paused and restarted (a cluster streamgauge started and runs itself)
+    node_faults: bool = False
 
     def preflight(self) -> None:  # noqa: B027 - a hook with nothing to check by default
         """Check what ``start`` needs (tools, settings) before anything is started."""
@@ -49,13 +52,34 @@ class KafkaProvider(ABC):
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL one broker node."""
-        msg = f"the {self.name} provider cannot kill a broker node; use the local provider for broker faults"
-        raise CapabilityError(msg)
+        raise CapabilityError(self._no_node_faults("kill"))
 
-    def restart_node(self, node_id: int) -> None:
-        """Start a stopped or killed node again and wait until it serves."""
-        msg = f"the {self.name} provider cannot restart a broker node; use the local provider for broker faults"
-        raise CapabilityError(msg)
+    def restart_node(self, node_id: int, wait: bool = True) -> None:
+        """Start a stopped or killed node again and (with ``wait``) wait until it serves."""
+        raise CapabilityError(self._no_node_faults("restart"))
+
+    def wait_nodes(self, node_ids: list[int]) -> None:
+        """Wait until nodes started again without waiting serve."""
+        raise CapabilityError(self._no_node_faults("wait for"))
+
+    def stop_node(self, node_id: int) -> None:
+        """SIGTERM one broker node (a controlled shutdown)."""
+        raise CapabilityError(self._no_node_faults("stop"))
+
+    def pause_node(self, node_id: int) -> None:
+        """SIGSTOP one broker node."""
+        raise CapabilityError(self._no_node_faults("pause"))
+
+    def resume_node(self, node_id: int) -> None:
+        """SIGCONT a paused broker node."""
+        raise CapabilityError(self._no_node_faults("resume"))
+
+    def controller_id(self) -> int | None:
+        """The node id of the active KRaft controller, None while there is none."""
+        raise CapabilityError(self._no_node_faults("find the active controller of"))
+
+    def _no_node_faults(self, what: str) -> str:
+        return f"the {self.name} provider cannot {what} a broker node; use the local provider for broker faults"
 
     def status(self) -> dict:
         """What `streamgauge kafka status --json` prints."""

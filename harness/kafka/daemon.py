@@ -50,6 +50,19 @@ def _provider_from_state(state: dict) -> KafkaProvider:
     raise ConfigError(msg)
 
 
+def attach() -> LocalKafka | None:
+    """The local cluster of `kafka up`, for a run that may kill, pause and restart its nodes (the state file
+    follows a restarted node, so `kafka down` stops it); None when there is none running."""
+    running = current()
+    if not isinstance(running, LocalKafka):
+        return None
+    state = _read_state()
+    assert state is not None
+    provider = LocalKafka.from_state(state, attached=True)
+    provider.on_relaunch = lambda p: _write_state(p.to_state())
+    return provider
+
+
 def current() -> KafkaProvider | None:
     """The cluster recorded by `kafka up`, if any of it still runs (external: if recorded)."""
     state = _read_state()

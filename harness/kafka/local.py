@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,8 @@ from harness.kafka.maven import kafka_version, resolve_classpath
 from harness.proc import SUPERVISOR, ManagedProcess
 
 READY_LINE = "Kafka Server started"
+#: what the KRaft leader logs when it takes over the quorum (org.apache.kafka.raft.QuorumState), with its epoch
+LEADER_LINE = re.compile(r"\[RaftManager id=(\d+)\] Completed transition to Leader\(.*?\bepoch=(\d+)")
 HOST = "127.0.0.1"
 
 LOG4J2 = """\
@@ -128,6 +132,7 @@ class _Node:
     dir: Path
     proc: ManagedProcess | None = None
     log_offset: int = 0  # where in the log the current incarnation starts
+    paused: bool = False
 
     @property
     def log(self) -> Path:
@@ -168,8 +173,14 @@ class LocalKafka(KafkaProvider):
     ready_timeout_s: float = 120.0
     detach: bool = False
     keep: bool = False
+    #: a cluster another command started (`kafka up`): ``start`` only waits until it serves, ``stop`` leaves
+    #: it running; its nodes may still be killed, paused and restarted
+    attached: bool = False
+    #: called after a node was started again (``kafka up`` records the new process, so `kafka down` stops it)
+    on_relaunch: Callable[[LocalKafka], None] | None = None
 
     name = "local"
+    node_faults = True
 
     def __post_init__(self) -> None:
         if self.nodes_count not in (1, 3):
@@ -193,6 +204,9 @@ class LocalKafka(KafkaProvider):
 
     def start(self) -> str:
         self.preflight()
+        if self.attached:
+            self._wait_admin(time.monotonic() + self.ready_timeout_s)
+            return self.bootstrap_servers()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="sg-kafka-"))
         self.workdir = Path(self.workdir)
@@ -217,6 +231,8 @@ class LocalKafka(KafkaProvider):
         return self.bootstrap_servers()
 
     def stop(self) -> None:
+        if self.attached:
+            return
         procs = [n.proc for n in self._nodes.values() if n.proc is not None]
         for p in procs:  # all at once: a node shutting down alone waits on the others' quorum
             p.send(signal.SIGCONT)
@@ -236,6 +252,7 @@ class LocalKafka(KafkaProvider):
         if node.proc is not None:
             node.proc.kill()
             SUPERVISOR.forget(node.proc)
+        node.paused = False
 
     def stop_node(self, node_id: int) -> None:
         """SIGTERM one node (controlled shutdown), SIGKILL if it lingers."""
@@ -244,12 +261,57 @@ class LocalKafka(KafkaProvider):
             node.proc.stop(grace_s=30)
             SUPERVISOR.forget(node.proc)
 
-    def restart_node(self, node_id: int) -> None:
+    def restart_node(self, node_id: int, wait: bool = True) -> None:
+        """Start a node again (stopping it first if it runs); with ``wait``, until it serves, else see
+        :meth:`wait_nodes`."""
         node = self._node(node_id)
         if node.proc is not None and node.proc.alive():
             self.stop_node(node_id)
+        self.preflight()
         self._launch(node)
-        self._wait_ready([node])
+        if self.on_relaunch is not None:
+            self.on_relaunch(self)
+        if wait:
+            self._wait_ready([node])
+
+    def wait_nodes(self, node_ids: list[int]) -> None:
+        """Wait until the nodes ``node_ids``, started again, serve."""
+        self._wait_ready([self._node(i) for i in node_ids])
+
+    def pause_node(self, node_id: int) -> None:
+        node = self._node(node_id)
+        if node.proc is None or not node.proc.alive():
+            msg = f"broker node {node_id} is not running; it cannot be paused"
+            raise ProcessError(msg)
+        node.proc.send(signal.SIGSTOP)
+        node.paused = True
+
+    def resume_node(self, node_id: int) -> None:
+        node = self._node(node_id)
+        if node.proc is not None and node.proc.alive():
+            node.proc.send(signal.SIGCONT)
+        node.paused = False
+
+    def controller_id(self) -> int | None:
+        """The active KRaft controller: the node whose leader transition has the highest epoch, from the nodes'
+        logs (the client API names a random broker as the controller of a KRaft cluster); None when that node
+        is not running or is paused (a new election is under way)."""
+        best: tuple[int, int] | None = None  # (epoch, node id)
+        for node in self._nodes.values():
+            try:
+                text = node.log.read_text(errors="replace")
+            except OSError:
+                continue
+            for m in LEADER_LINE.finditer(text):
+                found = (int(m.group(2)), int(m.group(1)))
+                if best is None or found > best:
+                    best = found
+        if best is None:
+            return None
+        leader = self._nodes.get(best[1])
+        if leader is None or leader.proc is None or not leader.proc.alive() or leader.paused:
+            return None
+        return leader.id
 
     # -- inspection --------------------------------------------------------------
     def bootstrap_servers(self) -> str:
@@ -257,7 +319,7 @@ class LocalKafka(KafkaProvider):
 
     def nodes(self) -> list[NodeInfo]:
         return [NodeInfo(n.id, HOST, n.port, n.proc.pid if n.proc else None,
-                         bool(n.proc and n.proc.alive())) for n in self._nodes.values()]
+                         bool(n.proc and n.proc.alive()), n.paused) for n in self._nodes.values()]
 
     def processes(self) -> list[ManagedProcess]:
         return [n.proc for n in self._nodes.values() if n.proc is not None]
@@ -279,8 +341,8 @@ class LocalKafka(KafkaProvider):
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> LocalKafka:
-        self = cls(nodes_count=len(state["nodes"]), workdir=Path(state["workdir"]), detach=True)
+    def from_state(cls, state: dict, attached: bool = False) -> LocalKafka:
+        self = cls(nodes_count=len(state["nodes"]), workdir=Path(state["workdir"]), detach=True, attached=attached)
         self._own_workdir = bool(state.get("own_workdir"))
         self._version = state.get("version", "unknown")
         self._cluster_id = state.get("cluster_id", "")
@@ -312,6 +374,7 @@ class LocalKafka(KafkaProvider):
             raise ProcessError(msg)
 
     def _launch(self, node: _Node) -> None:
+        node.paused = False
         node.log_offset = node.log.stat().st_size if node.log.exists() else 0
         node.proc = SUPERVISOR.start(
             self._java_cmd("kafka.Kafka", str(node.config)),
@@ -341,7 +404,7 @@ class LocalKafka(KafkaProvider):
     def _wait_admin(self, deadline: float) -> None:
         from confluent_kafka.admin import AdminClient
 
-        expected = {n.id for n in self._nodes.values() if n.proc and n.proc.alive()}
+        expected = {n.id for n in self._nodes.values() if n.proc and n.proc.alive() and not n.paused}
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers(), "log_level": 0})
         last = "no answer"
         while True:

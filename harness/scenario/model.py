@@ -129,7 +129,9 @@ _DURATION_EXPECTED = 'a duration like "2s", "500ms", "1.5m" or a number of secon
 _POSITIVE_DURATION_EXPECTED = 'a positive duration like "60s", "500ms" or "2m"'
 _RATE_EXPECTED = 'a positive rate like "5000/s"'
 _KEY_SKEW_EXPECTED = 'uniform or zipf(<s>) with s > 0, like "zipf(1.1)"'
-_PICK_EXPECTED = "random or a process index >= 0"
+_BROKER_PICKS = ("leader_of_input", "leader_of_output", "txn_coordinator", "controller")
+_PICK_EXPECTED = ("random, a process index >= 0 (for role broker: a node id), or for role broker one of "
+                  + ", ".join(_BROKER_PICKS))
 _SCALAR_EXPECTED = "a scalar (a string, number or true/false), or a mapping of names to scalars"
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -229,8 +231,8 @@ PositiveInt = Annotated[int, Strict(), Field(ge=1), _Expected("an integer >= 1")
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0), _Expected("an integer >= 0")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0), _Expected("a fraction between 0 and 1")]
 Role = Annotated[str, Strict(), Field(pattern=_NAME_PATTERN),
-                 _Expected('a role: "worker" (the engine\'s processing processes) or one of the engine\'s roles, '
-                           'like "jobmanager"')]
+                 _Expected('a role: "worker" (the engine\'s processing processes), one of the engine\'s roles, '
+                           'like "jobmanager", or "broker"')]
 AnomalyName = Annotated[Literal[ANOMALY_CLASSES],  # type: ignore[valid-type]
                         _Expected("an anomaly class (one of " + ", ".join(ANOMALY_CLASSES) + ")")]
 
@@ -362,12 +364,13 @@ class _Model(BaseModel):
 
 
 def _pick_validator(value: object) -> object:
-    if value == "random" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+    if value == "random" or value in _BROKER_PICKS or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return value
     raise _custom(_PICK_EXPECTED)
 
 
-Pick = Annotated[Literal["random"] | int, BeforeValidator(_pick_validator), _Expected(_PICK_EXPECTED)]
+Pick = Annotated[Literal["random", "leader_of_input", "leader_of_output", "txn_coordinator", "controller"] | int, BeforeValidator(_pick_validator), _Expected(_PICK_EXPECTED)]
 
 
 class _Action(_Model):

@@ -43,7 +43,7 @@ from harness.check.conformance import Side, compare, side_of
 from harness.check.oracle import Oracle
 from harness.check.windows import lateness_of
 from harness.errors import CapabilityError, ProcessError
-from harness.faults import Fault, FaultInjector, fault_problems, kind_of
+from harness.faults import Fault, FaultInjector, broker, fault_problems, kind_of
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
 from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
 from harness.metrics.calibrate import calibrate
@@ -108,7 +108,7 @@ def provision_kafka(nodes: int) -> KafkaProvider:
 
     running = daemon.current()
     if running is not None and len(running.nodes()) >= nodes:
-        return ExternalKafka(running.bootstrap_servers(), known_version=running.version())
+        return daemon.attach() or ExternalKafka(running.bootstrap_servers(), known_version=running.version())
     return LocalKafka(nodes_count=nodes)
 
 
@@ -145,10 +145,13 @@ def preflight(scenario: Scenario, name: str) -> list[str]:
     return problems
 
 
-def check_plan(plan: list[Planned]) -> None:
-    """Refuse the plan, with every problem of every scenario on every engine, before anything starts."""
+def check_plan(plan: list[Planned], kafka: KafkaProvider | None = None) -> None:
+    """Refuse the plan, with every problem of every scenario on every engine, before anything starts
+    (``kafka``: the cluster the plan will run on, not started yet)."""
     lines = []
     for item in plan:
+        if kafka is not None and any(f.role == broker.ROLE for f in _faults(item.scenario)):
+            lines += [f"{item.scenario.name}: {p}" for p in broker.kafka_problems(item.scenario.kafka.nodes, kafka)]
         for name in item.engines:
             lines += [f"{item.scenario.name} on {name}: {p}" for p in preflight(item.scenario, name)]
     if lines:
@@ -172,14 +175,14 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
     anything starts. results.json is rewritten after every run, so an
     interrupted plan leaves the finished runs behind.
     """
-    check_plan(plan)  # refuse what an engine cannot do before anything starts
+    kafka = provision_kafka(max(item.scenario.kafka.nodes for item in plan))
+    check_plan(plan, kafka)  # refuse what an engine or the cluster cannot do before anything starts
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                "git": _git_rev(), "machine": _machine(), "kafka": None, **header,
                                "scenarios": {item.scenario.name: item.scenario.to_dict() for item in plan},
                                "runs": [], "comparisons": []}
     nested = len(plan) > 1 or any(item.repetitions > 1 for item in plan)
-    kafka = provision_kafka(max(item.scenario.kafka.nodes for item in plan))
     opts.log(f"starting {kafka.name} Kafka...")
     with kafka:
         results["kafka"] = kafka.version()
@@ -350,6 +353,7 @@ class RunOne:
                               bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,
                               partitions=s.partitions, run_dir=self.run_dir, replication=replication,
                               config=s.config_for(self.engine_name))
+            deployed_ms = int(time.time() * 1000)
             self.deployment = engine.deploy(spec)
             self.deployment.wait_ready(READY_TIMEOUT_S)
             self.log("engine ready")
@@ -359,8 +363,10 @@ class RunOne:
             self.probe.start()
             t0 = time.time() + 1.0
             self.generator = self._start_generator(t0)
+            infrastructure = ({broker.ROLE: broker.Brokers(self.kafka, self.topics, deployed_ms)}
+                              if self.kafka.node_faults else {})
             self.injector = FaultInjector(self.deployment, self.faults, s.workload.seed, t0, log=self.log,
-                                          worker_roles=engine.worker_roles)
+                                          worker_roles=engine.worker_roles, infrastructure=infrastructure)
             self.injector.start()
             gen_summary = self._wait_load(t0)
             self._wait_heals()

@@ -71,7 +71,7 @@ def test_a_pause_still_in_force_at_teardown_is_healed_once():
     injector._queue[0].run()  # inject only: the run ends before the heal is due
     injector.stop()
     assert d.calls == [(0.0, "pause", "instance-0"), (0.0, "resume", "instance-0")]
-    injector._heal(KINDS["pause"], injector.events[0], 0)  # the scheduled heal arriving late does nothing
+    injector._heal(KINDS["pause"], d, injector.events[0], 0)  # the scheduled heal arriving late does nothing
     assert len(d.calls) == 2
 
 
@@ -109,3 +109,38 @@ def test_heal_deadlines_and_an_unknown_kind():
     assert KINDS["terminate"].capability is not None and KINDS["kill"].capability is not None
     with pytest.raises(ValueError, match="unknown fault kind 'flood'"):
         _injector([Fault(at_s=1, kind="flood")])
+
+
+class _Brokers(_Deployment):
+    """An infrastructure role as the injector sees it: its own picks, the kinds' actions, a heal at the end."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock, names=())
+        self.picks: list[object] = []
+
+    def pick(self, pick, rng):
+        self.picks.append(pick)
+        return "broker-2", f"picked {pick}"
+
+    def heal_all(self):
+        self._record("heal_all", "-")
+
+
+def test_a_fault_on_an_infrastructure_role_goes_to_it_not_to_the_engine():
+    clock = FakeClock(100.0)
+    brokers = _Brokers(clock)
+    deployment = _Deployment(clock)
+    faults = [Fault(at_s=5, kind="kill", role="broker", pick="leader_of_input", restart_after_s=10),
+              Fault(at_s=6, kind="pause", role="broker", pick="controller", for_s=2),
+              Fault(at_s=7, kind="terminate", pick=1)]
+    injector = FaultInjector(deployment, faults, seed=7, t0=100.0, log=lambda msg: None,
+                             worker_roles=frozenset({"instance"}), clock=clock, infrastructure={"broker": brokers})
+    injector.run()
+    injector.stop()
+    assert brokers.picks == ["leader_of_input", "controller"]
+    assert brokers.calls == [(5.0, "kill", "broker-2"), (6.0, "pause", "broker-2"), (8.0, "resume", "broker-2"),
+                             (15.0, "restart", "broker-2"), (15.0, "heal_all", "-")]
+    assert deployment.calls == [(7.0, "terminate", "instance-1")]
+    assert [(e.target, e.why) for e in injector.events] == [
+        ("broker-2", "picked leader_of_input"), ("broker-2", "picked controller"), ("instance-1", None)]
+    assert injector.events[0].to_dict()["why"] == "picked leader_of_input"

@@ -11,10 +11,11 @@ ROOT = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-m", "harness.cli"]
 
 
-def _refused(faults: str, engines: str = "embedded,cluster") -> list[str]:
+def _refused(faults: str, engines: str = "embedded,cluster", *sets: str) -> list[str]:
     env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": "127.0.0.1:1"}  # nothing may reach for Kafka
+    more = [arg for s in sets for arg in ("--set", s)]
     proc = subprocess.run([*CLI, "run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", engines,
-                           "--out", "/nonexistent/out", "--set", f"faults={faults}"],
+                           "--out", "/nonexistent/out", "--set", f"faults={faults}", *more],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Kafka" not in proc.stdout + proc.stderr
@@ -36,12 +37,37 @@ def test_a_pick_beyond_the_engines_processes_and_a_role_it_lacks_are_one_line_ea
 
 
 def test_the_taskmanager_option_sets_how_many_can_be_picked():
-    env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": "127.0.0.1:1"}
-    proc = subprocess.run([*CLI, "run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", "cluster",
-                           "--out", "/nonexistent/out", "--set", "faults=[{at: 5s, kill: {pick: 1}}]",
-                           "--set", "engine_config.cluster.taskmanagers=1"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "streamgauge: error: kill-instance-eos on cluster: faults[0]: kill pick 1 is out of range: the cluster "
+    assert _refused("[{at: 5s, kill: {pick: 1}}]", "cluster", "engine_config.cluster.taskmanagers=1") == [
+        "kill-instance-eos on cluster: faults[0]: kill pick 1 is out of range: the cluster "
         "engine runs 1 taskmanager process here (pick 0 to 0, or random)"]
+
+
+def test_broker_faults_on_a_cluster_that_is_not_ours_and_malformed_broker_picks_are_one_line_each():
+    lines = _refused("[{at: 5s, kill: {role: broker, pick: leader_of_input, restart_after: 10s}}, "
+                     "{at: 6s, pause: {role: broker, pick: 4, for: 2s}}, {at: 7s, kill: {pick: controller}}]",
+                     engines="embedded")
+    assert lines == [
+        "kill-instance-eos: broker faults need a 3-node cluster: set kafka: {nodes: 3} in the scenario (it has 1)",
+        "kill-instance-eos: broker faults need a cluster streamgauge started (the local provider or `streamgauge "
+        "kafka up --nodes 3`); the external cluster at 127.0.0.1:1 is not ours to kill (unset "
+        "STREAMGAUGE_BOOTSTRAP, or run `streamgauge kafka down`)",
+        "kill-instance-eos on embedded: faults[1]: broker pick 4 is not a node id: the brokers are nodes 1 to 3",
+        "kill-instance-eos on embedded: faults[2]: pick controller picks a broker: it needs role: broker (a worker "
+        "is picked by index or at random)",
+    ]
+
+
+def test_the_coordinator_of_transactions_is_no_pick_without_transactions():
+    lines = _refused("[{at: 5s, kill: {role: broker, pick: txn_coordinator}}]", "embedded",
+                     "guarantee=at_least_once", "kafka={nodes: 3}")
+    assert lines[1:] == [
+        "kill-instance-eos on embedded: faults[0]: pick txn_coordinator needs an engine writing transactions: the "
+        "guarantee is at_least_once, not exactly_once"]
+    assert "not ours to kill" in lines[0]
+
+
+def test_the_scenario_syntax_takes_every_broker_pick():
+    from harness.faults import broker
+    from harness.scenario import model
+
+    assert model._BROKER_PICKS == broker.PICKS
