@@ -129,6 +129,11 @@ class ManagedProcess:
         if not self.wait(grace_s):
             self.kill()
 
+    @property
+    def popen(self) -> subprocess.Popen | None:
+        """The Popen of a process started here (its pipes, when started with ``pipes``)."""
+        return self._popen
+
     def pause(self) -> None:
         self.send(signal.SIGSTOP)
 
@@ -191,16 +196,20 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         detach: bool = False,
+        pipes: bool = False,
     ) -> ManagedProcess:
-        """Start ``argv`` with stdout+stderr appended to ``log_path``.
+        """Start ``argv`` with stdout+stderr appended to ``log_path`` (with ``pipes``: stdin and stdout are
+        pipes to the harness, stderr goes to the log).
 
         Attached (the default): registered here and killed if the harness
         dies. Detached: outlives this Python process; the caller records it.
         """
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
-            kwargs: dict[str, Any] = dict(args=list(argv), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, env=dict(env) if env is not None else None,
+            kwargs: dict[str, Any] = dict(args=list(argv), stdout=subprocess.PIPE if pipes else log,
+                                          stderr=log if pipes else subprocess.STDOUT,
+                                          stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                                          env=dict(env) if env is not None else None,
                                           cwd=cwd, start_new_session=True)
             try:
                 if detach:

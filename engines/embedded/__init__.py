@@ -25,7 +25,7 @@ from harness.api import (
 )
 from harness.api.deployment import WorkerProcesses, config_problems, options_of, reference_versions
 from harness.api.groups import group_lag, group_stable, instance_process_count
-from harness.api.toolkit import ConfigError, admin, create_topics
+from harness.api.toolkit import ConfigError, admin, coordinator_queries, create_topics
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,7 @@ class EmbeddedDeployment(WorkerProcesses):
         self.app_id = f"{spec.prefix}app"
         self.topics = dict(spec.topics)
         self._admin = admin(spec.bootstrap)  # one client: it must outlive its futures
+        self._queries = coordinator_queries(spec.bootstrap)
         self._create_internal_topics()
         for i in range(spec.parallelism):
             self._start(f"instance-{i}")
@@ -151,7 +152,7 @@ class EmbeddedDeployment(WorkerProcesses):
 
     def _group_stable(self, members: int) -> tuple[bool, str]:
         want = self.spec.partitions * len({s.input for s in self.pipeline.segments()})
-        return group_stable(self._admin, self.app_id, members, want)
+        return group_stable(self._queries, self.app_id, members, want)
 
     def transaction_timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000
@@ -177,7 +178,7 @@ class EmbeddedDeployment(WorkerProcesses):
 
     def lag(self) -> int | None:
         """Records of the input topic the group has not committed yet (None when unknown)."""
-        return group_lag(self._admin, self.app_id, self.topics["input"], self.spec.partitions)
+        return group_lag(self._queries, self._admin, self.app_id, self.topics["input"], self.spec.partitions)
 
 
 ENGINE = EmbeddedEngine()

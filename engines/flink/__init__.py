@@ -43,7 +43,7 @@ from harness.api.groups import (
     group_lag,
     taskmanager_process_count,
 )
-from harness.api.toolkit import SUPERVISOR, ProcessError, admin, free_ports
+from harness.api.toolkit import SUPERVISOR, ProcessError, admin, coordinator_queries, free_ports
 
 NAME = "flink"
 JOB_TOPICS = CATALOGUE_TOPICS_READ
@@ -213,6 +213,7 @@ class FlinkDeployment(WorkerProcesses):
         self._fencing: dict[str, dict[str, int]] = {}
         self._paused: dict[str, int] = {}  # a paused TaskManager -> where its log stood when it was paused
         self._admin = admin(spec.bootstrap)
+        self._queries = coordinator_queries(spec.bootstrap)
         self.taskmanager_names = [f"taskmanager-{i}" for i in range(self.config.taskmanagers or spec.parallelism)]
         self._write_configuration()
         self._jvm = {role: build.resource_params(self.build, self.conf_dir, role)
@@ -326,7 +327,7 @@ class FlinkDeployment(WorkerProcesses):
 
     def lag(self) -> int | None:
         """Records not yet covered by a completed checkpoint (the source commits its offsets on checkpoints)."""
-        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
+        return group_lag(self._queries, self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
 
     def transaction_timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000

@@ -8,15 +8,16 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from harness.api.deployment import WorkerProcesses
 from harness.api.engine import DeploySpec, RunRequest
 from harness.kafka.client import admin
+from harness.kafka.coordinator import CoordinatorQueries, coordinator_queries
 
 
-def group_stable(client: AdminClient, group: str, members: int, partitions: int,
+def group_stable(queries: CoordinatorQueries, group: str, members: int, partitions: int,
                  counted: Callable[[str], bool] = lambda topic: True) -> tuple[bool, str]:
     """(ready, how it stands): the group is stable, has ``members`` members and ``partitions`` assigned.
 
@@ -24,16 +25,17 @@ def group_stable(client: AdminClient, group: str, members: int, partitions: int,
     assign itself others, such as changelogs it restores from).
     """
     try:
-        desc = client.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
+        desc = queries.describe(group)
     except Exception as e:  # noqa: BLE001 - the group may not exist yet
         return False, f"group not described yet: {e}"
-    assigned = sum(1 for m in desc.members if m.assignment for tp in m.assignment.topic_partitions
-                   if counted(tp.topic))
-    ok = desc.state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == partitions
-    return ok, f"group {desc.state}, {len(desc.members)}/{members} members, {assigned}/{partitions} partitions assigned"
+    assigned = sum(1 for topic, _ in desc["assigned"] if counted(topic))
+    ok = desc["state"] == "STABLE" and desc["members"] == members and assigned == partitions
+    return ok, (f"group {desc['state']}, {desc['members']}/{members} members, {assigned}/{partitions} "
+                f"partitions assigned")
 
 
-def group_lag(client: AdminClient, group: str, topic: str, partitions: int) -> int | None:
+def group_lag(queries: CoordinatorQueries, client: AdminClient, group: str, topic: str,
+              partitions: int) -> int | None:
     """Records of ``topic`` that ``group`` has not committed yet (None when unknown).
 
     Meant for the input topic: internal topics are transactional under
@@ -41,8 +43,7 @@ def group_lag(client: AdminClient, group: str, topic: str, partitions: int) -> i
     """
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     try:
-        fut = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)])
-        committed = {tp.partition: tp.offset for tp in fut[group].result(timeout=10).topic_partitions}
+        committed = queries.committed(group, topic, partitions)
         ends = client.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=10)
         return sum(max(0, f.result(timeout=10).offset - max(0, committed.get(tp.partition, 0)))
                    for tp, f in ends.items())
@@ -97,6 +98,7 @@ class GroupInstances(WorkerProcesses):
         self.command = list(command)
         self.topics_read = topics_read  # topics the group reads (a re-key adds a repartition topic)
         self._admin = admin(spec.bootstrap)
+        self._queries = coordinator_queries(spec.bootstrap)
 
     def instance_config(self, name: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -123,14 +125,14 @@ class GroupInstances(WorkerProcesses):
             return False, f"instance states {states}"
         if not check_group:
             return True, "every instance RUNNING"
-        return group_stable(self._admin, self.app_id, len(self._procs), self.spec.partitions * self.topics_read,
+        return group_stable(self._queries, self.app_id, len(self._procs), self.spec.partitions * self.topics_read,
                             counted=self.counted)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         self.wait_for(self.ready, timeout_s, f"the {self.kind} job to become ready", interval_s=0.2)
 
     def lag(self) -> int | None:
-        return group_lag(self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
+        return group_lag(self._queries, self._admin, self.app_id, self.spec.topics["input"], self.spec.partitions)
 
     def total(self, key: str) -> int:
         """A counter summed over every instance's last status."""
