@@ -18,6 +18,17 @@ if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   fi
 fi
 
+# nftables and iproute2 make the network faults (namespaces, a bridge, drop and redirect rules). Installed
+# when missing and we may; without them network faults are refused before a run, the rest works.
+if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing nftables and iproute2 from Debian packages (network faults)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2 >/dev/null
+  else
+    say "network faults need nftables and iproute2 (apt-get install nftables iproute2) and root"
+  fi
+fi
+
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
   say "Python >= 3.11 is needed; found: $("$PY" --version 2>&1). Set PYTHON=/path/to/python3.11"
