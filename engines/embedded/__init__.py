@@ -66,7 +66,7 @@ class EmbeddedEngine:
     guarantees = frozenset(Guarantee)
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    fault_kinds = frozenset({"kill", "pause", "terminate", "restart", "partition", "delay", "loss"})
     jobs = None  # it interprets the Pipeline DSL: any job
     options = options_of(EmbeddedConfig)
     late_side_output = True
@@ -105,6 +105,7 @@ class EmbeddedDeployment(WorkerProcesses):
     def __init__(self, spec: DeploySpec) -> None:
         super().__init__(spec.run_dir / "embedded")
         self.spec = spec
+        self.network, self.network_roles = spec.network, frozenset({"instance"})
         self.config: EmbeddedConfig = parse_config(spec.config)
         self.pipeline = load_job(spec.job)
         check_late_topic(self.pipeline, spec.topics)

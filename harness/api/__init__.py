@@ -9,6 +9,7 @@ from harness.api.engine import (
     Guarantee,
     Killable,
     Lagging,
+    NetworkPlaced,
     Pausable,
     Prerequisite,
     RunRequest,
@@ -42,7 +43,7 @@ from harness.api.pipeline import (
 
 __all__ = [
     "FAULT_CAPABILITIES", "Aggregate", "BoundedOutOfOrder", "DeploySpec", "Deployment", "Engine", "Event",
-    "EventTime", "FaultRequest", "Filter", "FlatMap", "Guarantee", "KeyBy", "Killable", "Lagging", "Map",
+    "EventTime", "FaultRequest", "Filter", "FlatMap", "Guarantee", "KeyBy", "Killable", "Lagging", "Map", "NetworkPlaced",
     "Pausable", "Pipeline", "Prerequisite", "RunRequest", "Segment", "Sink", "Sliding", "Source", "State",
     "Terminable", "Tumbling", "WindowAggregate", "fault_kind_problems", "id_checksum", "late_record", "load_job",
     "missing_members", "per_record", "per_window",

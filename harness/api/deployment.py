@@ -97,6 +97,9 @@ class WorkerProcesses:
     def __init__(self, directory: Path | None = None) -> None:
         self._procs: dict[str, ManagedProcess] = {}
         self.restarts = 0
+        #: the run's network (network faults) and the roles whose workers start in its namespaces
+        self.network: Any = None
+        self.network_roles: frozenset[str] = frozenset()
         self.dir = directory or Path(".")
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -126,10 +129,17 @@ class WorkerProcesses:
         values.setdefault("status_path", str(self.status_path(name)))
         write_json_atomically(self.config_path(name), values)
         argv = [sys.executable, "-m", module] if module is not None else list(command or [])
-        proc = SUPERVISOR.start([*argv, str(self.config_path(name))], name=name, role=role,
+        argv = [*argv, str(self.config_path(name))]
+        if self.network is not None and role in self.network_roles:
+            argv = self.network.wrap(name, argv)
+        proc = SUPERVISOR.start(argv, name=name, role=role,
                                 log_path=self.log_path(name), env=env, cwd=cwd)
         self._procs[name] = proc
         return proc
+
+    def network_placed(self) -> bool:
+        """Whether this deployment's workers run in the network's namespaces (NetworkPlaced)."""
+        return self.network is not None
 
     # -- reading workers -----------------------------------------------------------------------
     def read_status(self, name: str) -> dict[str, Any]:

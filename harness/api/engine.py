@@ -75,6 +75,9 @@ class DeploySpec:
     run_dir: Path
     replication: int = 1
     config: dict[str, Any] = field(default_factory=dict)
+    #: for a run with network faults, the run's :class:`harness.faults.network.Network`: start each worker with
+    #: ``network.wrap(name, argv)`` (its own namespace) and bind what workers reach to ``network.bridge_address``
+    network: Any = None
 
 
 @dataclass(frozen=True)
@@ -146,12 +149,23 @@ class Lagging(Protocol):
     def lag(self) -> int | None: ...
 
 
-#: The capability each process fault kind needs from a Deployment.
+@runtime_checkable
+class NetworkPlaced(Protocol):
+    """Its worker processes run in the network namespaces of ``DeploySpec.network`` when it is given, and
+    everything its workers must reach listens on the network's bridge address (network faults)."""
+
+    def network_placed(self) -> bool: ...
+
+
+#: The capability each fault kind needs from a Deployment.
 FAULT_CAPABILITIES: dict[str, type] = {
     "kill": Killable,
     "pause": Pausable,
     "terminate": Terminable,
     "restart": Killable,
+    "partition": NetworkPlaced,
+    "delay": NetworkPlaced,
+    "loss": NetworkPlaced,
 }
 
 

@@ -18,7 +18,7 @@ from harness.api import Engine, RunRequest
 from harness.errors import CapabilityError, ConfigError
 from harness.faults import broker
 from harness.faults.clock import Clock, FakeClock, WallClock
-from harness.faults.kinds import KINDS, Fault, FaultKind, PlotStyle, kind_of, register
+from harness.faults.kinds import KINDS, NETWORK_KINDS, Fault, FaultKind, PlotStyle, kind_of, register
 
 
 @dataclass
@@ -49,6 +49,10 @@ def fault_problems(faults: list[Fault], engine: Engine, request: RunRequest | No
         if isinstance(f.pick, str) and f.pick in broker.PICKS:
             problems.append(f"faults[{i}]: pick {f.pick} picks a broker: it needs role: broker "
                             f"(a {f.role} is picked by index or at random)")
+            continue
+        if f.pick == "all" and f.kind not in NETWORK_KINDS:
+            problems.append(f"faults[{i}]: pick all is for network faults ({', '.join(sorted(NETWORK_KINDS))}); "
+                            f"a {f.kind} picks one process: an index or random")
             continue
         if f.kind not in engine.fault_kinds:
             capability = KINDS[f.kind].capability if f.kind in KINDS else None
@@ -120,7 +124,7 @@ class FaultInjector(threading.Thread):
         self._queue: list[_Action] = []
         self._seq = 0
         self._halt = threading.Event()
-        self._broken: dict[int, tuple[FaultKind, Any, str]] = {}  # event -> what a final heal must undo, on what
+        self._broken: dict[int, tuple[FaultKind, Any, str, Fault]] = {}  # event -> what a final heal must undo, on what
         self._lock = threading.Lock()
         for i, f in enumerate(self.faults):
             kind_of(f)  # an unknown kind fails here, before the run
@@ -148,15 +152,22 @@ class FaultInjector(threading.Thread):
             self.join(timeout=30)
         with self._lock:
             broken, self._broken = self._broken, {}
-        for kind, subject, target in broken.values():
+        for kind, subject, target, fault in broken.values():
             assert kind.final_heal is not None
-            kind.final_heal(subject, target)
+            kind.final_heal(subject, target, fault)
         for infrastructure in self.infrastructure.values():
             infrastructure.heal_all()
 
-    def _subject(self, role: str) -> Any:
-        """What a fault on ``role`` acts on: the deployment, or the infrastructure that owns the role."""
-        return self.infrastructure.get(role, self.deployment)
+    def _subject(self, fault: Fault) -> Any:
+        """What a fault acts on: the infrastructure its kind names (the network), the infrastructure that owns
+        its role (the brokers), or the deployment."""
+        kind = kind_of(fault)
+        if kind.subject is not None:
+            if kind.subject not in self.infrastructure:
+                msg = f"a {fault.kind} fault needs the run's {kind.subject}, which this run does not have"
+                raise ConfigError(msg)
+            return self.infrastructure[kind.subject]
+        return self.infrastructure.get(fault.role, self.deployment)
 
     def _targets(self, role: str) -> list[str]:
         roles = self.worker_roles if role == "worker" else {role}
@@ -172,6 +183,8 @@ class FaultInjector(threading.Thread):
             raise ConfigError(msg)
         if fault.pick == "random":
             return rng.choice(names), None
+        if fault.pick == "all":
+            return ",".join(names), None
         if not 0 <= int(fault.pick) < len(names):
             msg = f"pick {fault.pick} is out of range: there are {len(names)} {fault.role} processes"
             raise ConfigError(msg)
@@ -182,30 +195,30 @@ class FaultInjector(threading.Thread):
         event = FaultEvent(self._now_s(), fault.kind, "-", fault.at_s)
         self.events.append(event)
         number = len(self.events) - 1
-        subject = self._subject(fault.role)
         try:
+            subject = self._subject(fault)
             event.target, event.why = self._pick(fault, index)
             why = f" ({event.why})" if event.why else ""
             self.log(f"t={event.at_s:.1f}s fault: {fault.kind} {event.target}{why}")
             with self._lock:
-                kind.inject(subject, event.target)
+                kind.inject(subject, event.target, fault)
                 if kind.final_heal is not None:
-                    self._broken[number] = (kind, subject, event.target)
+                    self._broken[number] = (kind, subject, event.target, fault)
         except Exception as e:  # noqa: BLE001 - recorded on the event; the timeline goes on
             event.error = str(e)
             self.log(f"t={event.at_s:.1f}s fault failed: {fault.kind}: {e}")
             return
         after = kind.heal_after_s(fault)
         if after is not None and kind.heal is not None:
-            self._schedule(fault.at_s + after, functools.partial(self._heal, kind, subject, event, number))
+            self._schedule(fault.at_s + after, functools.partial(self._heal, kind, subject, event, number, fault))
 
-    def _heal(self, kind: FaultKind, subject: Any, event: FaultEvent, number: int) -> None:
+    def _heal(self, kind: FaultKind, subject: Any, event: FaultEvent, number: int, fault: Fault) -> None:
         assert kind.heal is not None
         with self._lock:
             if number not in self._broken and kind.final_heal is not None:
                 return  # healed at teardown already
             try:
-                kind.heal(subject, event.target)
+                kind.heal(subject, event.target, fault)
             except Exception as e:  # noqa: BLE001 - recorded on the event it belongs to
                 event.error = f"heal failed: {e}"
                 self.log(f"t={self._now_s():.1f}s heal failed: {kind.name} {event.target}: {e}")

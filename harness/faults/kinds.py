@@ -24,7 +24,10 @@ class Fault:
     role: str = "worker"            # worker (the engine's worker roles), or one of the engine's roles
     pick: str | int = "random"
     restart_after_s: float | None = None   # kill
-    for_s: float | None = None             # pause
+    for_s: float | None = None             # pause, partition, delay, loss
+    ms: float = 0.0                        # delay
+    jitter_ms: float = 0.0                 # delay
+    fraction: float = 0.0                  # loss
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class PlotStyle:
     span: bool = True
 
 
-Action = Callable[[Any, str], None]  # (deployment, target)
+Action = Callable[[Any, str, Fault], None]  # (what it acts on: the deployment or an infrastructure, target, fault)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class FaultKind:
     #: the scenario key of this kind that sets when it heals (``restart_after``, ``for``): it must fall within
     #: the load
     heal_key: str | None = None
+    #: the infrastructure it acts on, by name (``network``), when not the deployment; its targets are still
+    #: the deployment's processes
+    subject: str | None = None
 
     @property
     def capability(self) -> type | None:
@@ -83,11 +89,36 @@ def kind_of(fault: Fault) -> FaultKind:
 
 # -- process faults -------------------------------------------------------------------------------
 
-register(FaultKind("kill", inject=lambda d, target: d.kill(target),
-                   heal_after_s=lambda f: f.restart_after_s, heal=lambda d, target: d.restart(target),
+register(FaultKind("kill", inject=lambda d, target, f: d.kill(target),
+                   heal_after_s=lambda f: f.restart_after_s, heal=lambda d, target, f: d.restart(target),
                    heal_key="restart_after"))
-register(FaultKind("pause", inject=lambda d, target: d.pause(target),
-                   heal_after_s=lambda f: f.for_s or 0.0, heal=lambda d, target: d.resume(target),
-                   final_heal=lambda d, target: d.resume(target), heal_key="for"))
-register(FaultKind("terminate", inject=lambda d, target: d.terminate(target), plot=PlotStyle(span=False)))
-register(FaultKind("restart", inject=lambda d, target: d.restart(target), plot=PlotStyle(span=False)))
+register(FaultKind("pause", inject=lambda d, target, f: d.pause(target),
+                   heal_after_s=lambda f: f.for_s or 0.0, heal=lambda d, target, f: d.resume(target),
+                   final_heal=lambda d, target, f: d.resume(target), heal_key="for"))
+register(FaultKind("terminate", inject=lambda d, target, f: d.terminate(target), plot=PlotStyle(span=False)))
+register(FaultKind("restart", inject=lambda d, target, f: d.restart(target), plot=PlotStyle(span=False)))
+
+
+# -- network faults (harness.faults.network): the target is one worker or several, comma-separated ------------
+
+def _each(action: Callable[[Any, str, Fault], None]) -> Action:
+    def run(network: Any, target: str, fault: Fault) -> None:
+        for name in target.split(","):
+            action(network, name, fault)
+    return run
+
+
+_network_heal = _each(lambda n, name, f: n.heal(name))
+register(FaultKind("partition", inject=_each(lambda n, name, f: n.partition(name)),
+                   heal_after_s=lambda f: f.for_s or 0.0, heal=_network_heal, final_heal=_network_heal,
+                   heal_key="for", subject="network", plot=PlotStyle(colour="tab:purple")))
+register(FaultKind("loss", inject=_each(lambda n, name, f: n.lose(name, f.fraction)),
+                   heal_after_s=lambda f: f.for_s or 0.0, heal=_network_heal, final_heal=_network_heal,
+                   heal_key="for", subject="network", plot=PlotStyle(colour="tab:brown")))
+_undelay = _each(lambda n, name, f: n.delay(name, 0.0))
+register(FaultKind("delay", inject=_each(lambda n, name, f: n.delay(name, f.ms, f.jitter_ms)),
+                   heal_after_s=lambda f: f.for_s or 0.0, heal=_undelay, final_heal=_undelay,
+                   heal_key="for", subject="network", plot=PlotStyle(colour="tab:olive")))
+
+#: the kinds that act on the network between workers and brokers
+NETWORK_KINDS = frozenset(k.name for k in KINDS.values() if k.subject == "network")

@@ -125,6 +125,8 @@ class Network:
         self.subnet: ipaddress.IPv4Network | None = None
         self.workers: dict[str, Worker] = {}
         self.broker_ports: list[int] = []
+        #: every worker's broker traffic through a delay proxy (a run with delay faults)
+        self.proxied = False
         self._proxies: DelayProxies | None = None
 
     @property
@@ -170,8 +172,12 @@ class Network:
         return worker
 
     def wrap(self, name: str, argv: list[str]) -> list[str]:
-        """``argv`` run inside worker ``name``'s namespace (the process keeps its PID: ``ip netns exec`` execs)."""
-        return ["ip", "netns", "exec", self.add_worker(name).namespace, *argv]
+        """``argv`` run inside worker ``name``'s namespace (the process keeps its PID: ``ip netns exec`` execs),
+        through its delay proxy when the network is ``proxied``."""
+        worker = self.add_worker(name)
+        if self.proxied:
+            self.proxy(name)
+        return ["ip", "netns", "exec", worker.namespace, *argv]
 
     def proxy(self, name: str) -> None:
         """Send worker ``name``'s broker connections through a delay proxy from now on (call it before the
@@ -218,6 +224,14 @@ class Network:
         worker = self.workers[name]
         _run("nft", "-f", "-", namespace=worker.namespace, stdin=self._base_rules(worker))
         worker.partitioned, worker.loss = False, 0.0
+
+    def heal_all(self) -> None:
+        """Every worker's rules and delay back to none (the end of a run: the next one starts clean)."""
+        for name, worker in self.workers.items():
+            if worker.partitioned or worker.loss:
+                self.heal(name)
+            if self._proxies is not None and worker.proxy_ports:
+                self._proxies.set_delay(name, 0.0)
 
     def rules(self, name: str) -> str:
         """The worker's nftables ruleset now (for tests and the run's log)."""

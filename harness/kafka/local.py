@@ -51,13 +51,13 @@ JVM_OPTS = ["-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true"]
 
 
-def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on the loopback address (held open together while picked)."""
+def free_ports(n: int, host: str = HOST) -> list[int]:
+    """n distinct free TCP ports on ``host`` (the loopback address by default; held open together while picked)."""
     socks = []
     try:
         for _ in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
@@ -77,7 +77,7 @@ def new_cluster_id() -> str:
 
 
 def broker_properties(node_id: int, ports: dict[int, tuple[int, int]], data_dir: Path,
-                      extra: dict[str, str] | None = None) -> dict[str, str]:
+                      extra: dict[str, str] | None = None, host: str = HOST) -> dict[str, str]:
     """server.properties for one combined broker+controller node of the cluster ``ports``.
 
     ``ports`` maps node id -> (client port, controller port).
@@ -86,13 +86,13 @@ def broker_properties(node_id: int, ports: dict[int, tuple[int, int]], data_dir:
     rf = 3 if n >= 3 else 1
     isr = 2 if n >= 3 else 1
     client, controller = ports[node_id]
-    voters = ",".join(f"{i}@{HOST}:{c}" for i, (_, c) in sorted(ports.items()))
+    voters = ",".join(f"{i}@{host}:{c}" for i, (_, c) in sorted(ports.items()))
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{HOST}:{client},CONTROLLER://{HOST}:{controller}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{client}",
+        "listeners": f"PLAINTEXT://{host}:{client},CONTROLLER://{host}:{controller}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{client}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -178,6 +178,8 @@ class LocalKafka(KafkaProvider):
     attached: bool = False
     #: called after a node was started again (``kafka up`` records the new process, so `kafka down` stops it)
     on_relaunch: Callable[[LocalKafka], None] | None = None
+    #: the address the nodes listen on and advertise (a run with network faults: its bridge's)
+    host: str = HOST
 
     name = "local"
     node_faults = True
@@ -213,7 +215,7 @@ class LocalKafka(KafkaProvider):
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log4j2.properties").write_text(LOG4J2)
         ids = list(range(1, self.nodes_count + 1))
-        ports = free_ports(2 * len(ids))
+        ports = free_ports(2 * len(ids), self.host)
         port_map = {i: (ports[2 * k], ports[2 * k + 1]) for k, i in enumerate(ids)}
         self._cluster_id = new_cluster_id()
         for i in ids:
@@ -221,7 +223,7 @@ class LocalKafka(KafkaProvider):
             shutil.rmtree(d, ignore_errors=True)  # a start begins clean: no data of an earlier cluster
             d.mkdir(parents=True)
             node = _Node(i, port_map[i][0], port_map[i][1], d)
-            _write_properties(node.config, broker_properties(i, port_map, d / "data", self.broker_config))
+            _write_properties(node.config, broker_properties(i, port_map, d / "data", self.broker_config, self.host))
             self._nodes[i] = node
         with ThreadPoolExecutor(len(ids)) as pool:
             list(pool.map(self._format, self._nodes.values()))
@@ -315,10 +317,10 @@ class LocalKafka(KafkaProvider):
 
     # -- inspection --------------------------------------------------------------
     def bootstrap_servers(self) -> str:
-        return ",".join(f"{HOST}:{n.port}" for n in self._nodes.values())
+        return ",".join(f"{self.host}:{n.port}" for n in self._nodes.values())
 
     def nodes(self) -> list[NodeInfo]:
-        return [NodeInfo(n.id, HOST, n.port, n.proc.pid if n.proc else None,
+        return [NodeInfo(n.id, self.host, n.port, n.proc.pid if n.proc else None,
                          bool(n.proc and n.proc.alive()), n.paused) for n in self._nodes.values()]
 
     def processes(self) -> list[ManagedProcess]:

@@ -87,7 +87,7 @@ ANOMALY_CLASSES: tuple[str, ...] = (
 )
 
 #: The fault actions a fault entry may name, exactly one per entry.
-FAULT_KINDS: tuple[str, ...] = ("kill", "pause", "terminate", "restart")
+FAULT_KINDS: tuple[str, ...] = ("kill", "pause", "terminate", "restart", "partition", "delay", "loss")
 
 _FAULT_AFTER_END = "fault_after_end"
 
@@ -130,8 +130,8 @@ _POSITIVE_DURATION_EXPECTED = 'a positive duration like "60s", "500ms" or "2m"'
 _RATE_EXPECTED = 'a positive rate like "5000/s"'
 _KEY_SKEW_EXPECTED = 'uniform or zipf(<s>) with s > 0, like "zipf(1.1)"'
 _BROKER_PICKS = ("leader_of_input", "leader_of_output", "txn_coordinator", "controller")
-_PICK_EXPECTED = ("random, a process index >= 0 (for role broker: a node id), or for role broker one of "
-                  + ", ".join(_BROKER_PICKS))
+_PICK_EXPECTED = ("random, a process index >= 0 (for role broker: a node id), all (network faults), or for "
+                  "role broker one of " + ", ".join(_BROKER_PICKS))
 _SCALAR_EXPECTED = "a scalar (a string, number or true/false), or a mapping of names to scalars"
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -364,13 +364,13 @@ class _Model(BaseModel):
 
 
 def _pick_validator(value: object) -> object:
-    if value == "random" or value in _BROKER_PICKS or (
+    if value in ("random", "all") or value in _BROKER_PICKS or (
             isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return value
     raise _custom(_PICK_EXPECTED)
 
 
-Pick = Annotated[Literal["random", "leader_of_input", "leader_of_output", "txn_coordinator", "controller"] | int, BeforeValidator(_pick_validator), _Expected(_PICK_EXPECTED)]
+Pick = Annotated[Literal["random", "all", "leader_of_input", "leader_of_output", "txn_coordinator", "controller"] | int, BeforeValidator(_pick_validator), _Expected(_PICK_EXPECTED)]
 
 
 class _Action(_Model):
@@ -402,7 +402,33 @@ class Restart(_Action):
     """Start a previously stopped process again."""
 
 
-FaultAction = Kill | Pause | Terminate | Restart
+class _NetworkAction(_Model):
+    """Which workers a network fault hits (``random``, an index, or ``all``) and for how long (``for``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    pick: Pick = "random"
+    for_: PositiveDuration = Field(alias="for")
+
+
+class Partition(_NetworkAction):
+    """Cut the workers off from the brokers (nftables drops in their namespaces), then heal."""
+
+
+class Delay(_NetworkAction):
+    """Hold the workers' traffic to and from the brokers ``ms`` ± ``jitter_ms`` (a proxy per worker)."""
+
+    ms: float = Field(gt=0.0)
+    jitter_ms: float = Field(0.0, ge=0.0)
+
+
+class Loss(_NetworkAction):
+    """Drop ``fraction`` of the workers' packets to and from the brokers."""
+
+    fraction: Fraction
+
+
+FaultAction = Kill | Pause | Terminate | Restart | Partition | Delay | Loss
 
 
 class Fault(_Model):
@@ -413,6 +439,9 @@ class Fault(_Model):
     pause: Pause | None = None
     terminate: Terminate | None = None
     restart: Restart | None = None
+    partition: Partition | None = None
+    delay: Delay | None = None
+    loss: Loss | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Fault:

@@ -11,6 +11,7 @@ recorded PID, and the run's topics are deleted unless asked to keep them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -43,7 +44,9 @@ from harness.check.conformance import Side, compare, side_of
 from harness.check.oracle import Oracle
 from harness.check.windows import lateness_of
 from harness.errors import CapabilityError, ProcessError
-from harness.faults import Fault, FaultInjector, broker, fault_problems, kind_of
+from harness.faults import Fault, FaultInjector, broker, fault_problems, kind_of, network
+from harness.faults.kinds import NETWORK_KINDS
+from harness.faults.network import Network
 from harness.kafka import ExternalKafka, KafkaProvider, LocalKafka
 from harness.kafka.client import create_topics, delete_topics, list_topics, read_all, stable_and_end_offsets
 from harness.metrics.calibrate import calibrate
@@ -80,8 +83,10 @@ def _faults(scenario: Scenario) -> list[Fault]:
     out = []
     for f in scenario.faults:
         a = f.action
-        out.append(Fault(at_s=f.at, kind=f.kind, role=a.role, pick=a.pick,
-                         restart_after_s=getattr(a, "restart_after", None), for_s=getattr(a, "for_", None)))
+        out.append(Fault(at_s=f.at, kind=f.kind, role=getattr(a, "role", "worker"), pick=a.pick,
+                         restart_after_s=getattr(a, "restart_after", None), for_s=getattr(a, "for_", None),
+                         ms=getattr(a, "ms", 0.0), jitter_ms=getattr(a, "jitter_ms", 0.0),
+                         fraction=getattr(a, "fraction", 0.0)))
     return out
 
 
@@ -99,11 +104,14 @@ def _machine() -> dict[str, Any]:
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform()}
 
 
-def provision_kafka(nodes: int) -> KafkaProvider:
-    """$STREAMGAUGE_BOOTSTRAP, else the cluster of `streamgauge kafka up`, else a local one for this run."""
+def provision_kafka(nodes: int, own: bool = False) -> KafkaProvider:
+    """$STREAMGAUGE_BOOTSTRAP, else the cluster of `streamgauge kafka up`, else a local one for this run
+    (``own``: always a local one for this run, unless $STREAMGAUGE_BOOTSTRAP names one, which is refused)."""
     bootstrap = os.environ.get("STREAMGAUGE_BOOTSTRAP")
     if bootstrap:
         return ExternalKafka(bootstrap)
+    if own:
+        return LocalKafka(nodes_count=nodes)
     from harness.kafka import daemon
 
     running = daemon.current()
@@ -145,6 +153,16 @@ def preflight(scenario: Scenario, name: str) -> list[str]:
     return problems
 
 
+def network_problems(kafka: KafkaProvider) -> list[str]:
+    """Why network faults cannot be made here: the machine (root, iproute2, nftables, namespaces), or a
+    cluster whose brokers do not listen on the run's bridge."""
+    out = list(network.problems())
+    if not isinstance(kafka, LocalKafka) or kafka.attached:
+        out.append(f"network faults need brokers that streamgauge starts for the run on its bridge; the "
+                   f"{kafka.name} cluster at {kafka.bootstrap_servers()} is not (unset STREAMGAUGE_BOOTSTRAP)")
+    return out
+
+
 def check_plan(plan: list[Planned], kafka: KafkaProvider | None = None) -> None:
     """Refuse the plan, with every problem of every scenario on every engine, before anything starts
     (``kafka``: the cluster the plan will run on, not started yet)."""
@@ -152,6 +170,8 @@ def check_plan(plan: list[Planned], kafka: KafkaProvider | None = None) -> None:
     for item in plan:
         if kafka is not None and any(f.role == broker.ROLE for f in _faults(item.scenario)):
             lines += [f"{item.scenario.name}: {p}" for p in broker.kafka_problems(item.scenario.kafka.nodes, kafka)]
+        if kafka is not None and any(f.kind in NETWORK_KINDS for f in _faults(item.scenario)):
+            lines += [f"{item.scenario.name}: {p}" for p in network_problems(kafka)]
         for name in item.engines:
             lines += [f"{item.scenario.name} on {name}: {p}" for p in preflight(item.scenario, name)]
     if lines:
@@ -175,8 +195,21 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
     anything starts. results.json is rewritten after every run, so an
     interrupted plan leaves the finished runs behind.
     """
-    kafka = provision_kafka(max(item.scenario.kafka.nodes for item in plan))
+    faults = [f for item in plan for f in _faults(item.scenario)]
+    network = Network() if any(f.kind in NETWORK_KINDS for f in faults) else None
+    kafka = provision_kafka(max(item.scenario.kafka.nodes for item in plan), own=network is not None)
     check_plan(plan, kafka)  # refuse what an engine or the cluster cannot do before anything starts
+    with network or contextlib.nullcontext():
+        if network is not None:
+            assert isinstance(kafka, LocalKafka)
+            kafka.host = network.bridge_address  # the brokers listen where the namespaces reach them
+            network.proxied = any(f.kind == "delay" for f in faults)
+            opts.log(f"network: workers in namespaces on bridge {network.bridge} ({network.bridge_address})")
+        return _run_plan(plan, opts, header, kafka, network)
+
+
+def _run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any], kafka: KafkaProvider,
+              network: Network | None) -> dict[str, Any]:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                "git": _git_rev(), "machine": _machine(), "kafka": None, **header,
@@ -187,6 +220,8 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
     with kafka:
         results["kafka"] = kafka.version()
         opts.log(f"Kafka {kafka.version()} at {kafka.bootstrap_servers()}")
+        if network is not None:
+            network.broker_ports = [n.port for n in kafka.nodes()]
         if opts.calibrate:
             results["ceiling"] = calibrate(kafka.bootstrap_servers(), replication=min(3, len(kafka.nodes()) or 1),
                                            log=opts.log)
@@ -201,7 +236,7 @@ def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> d
                 for name in item.engines:
                     where = opts.out_dir / item.scenario.name / f"rep-{rep + 1}" if nested else opts.out_dir
                     one = RunOne(item.scenario, name, kafka, opts, _faults(item.scenario), run_dir=where / name,
-                                 keep_side=name in compared)
+                                 keep_side=name in compared, network=network)
                     try:
                         run = {**one.execute(), "repetition": rep + 1}
                     except Exception as e:  # noqa: BLE001 - one failed run must not cost the runs after it
@@ -317,7 +352,9 @@ class RunOne:
     """One scenario on one engine."""
 
     def __init__(self, scenario: Scenario, engine: str, kafka: KafkaProvider, opts: RunOptions,
-                 faults: list[Fault], run_dir: Path | None = None, keep_side: bool = False) -> None:
+                 faults: list[Fault], run_dir: Path | None = None, keep_side: bool = False,
+                 network: Network | None = None) -> None:
+        self.network = network
         self.s, self.engine_name, self.kafka, self.opts, self.faults = scenario, engine, kafka, opts, faults
         self.engine = get_engine(engine)
         self.log = opts.log
@@ -352,7 +389,7 @@ class RunOne:
             spec = DeploySpec(job=s.job, parallelism=s.parallelism, guarantee=s.guarantee,
                               bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,
                               partitions=s.partitions, run_dir=self.run_dir, replication=replication,
-                              config=s.config_for(self.engine_name))
+                              config=s.config_for(self.engine_name), network=self.network)
             deployed_ms = int(time.time() * 1000)
             self.deployment = engine.deploy(spec)
             self.deployment.wait_ready(READY_TIMEOUT_S)
@@ -363,8 +400,10 @@ class RunOne:
             self.probe.start()
             t0 = time.time() + 1.0
             self.generator = self._start_generator(t0)
-            infrastructure = ({broker.ROLE: broker.Brokers(self.kafka, self.topics, deployed_ms)}
-                              if self.kafka.node_faults else {})
+            infrastructure: dict[str, Any] = ({broker.ROLE: broker.Brokers(self.kafka, self.topics, deployed_ms)}
+                                              if self.kafka.node_faults else {})
+            if self.network is not None:
+                infrastructure["network"] = self.network
             self.injector = FaultInjector(self.deployment, self.faults, s.workload.seed, t0, log=self.log,
                                           worker_roles=engine.worker_roles, infrastructure=infrastructure)
             self.injector.start()

@@ -71,7 +71,7 @@ def test_a_pause_still_in_force_at_teardown_is_healed_once():
     injector._queue[0].run()  # inject only: the run ends before the heal is due
     injector.stop()
     assert d.calls == [(0.0, "pause", "instance-0"), (0.0, "resume", "instance-0")]
-    injector._heal(KINDS["pause"], d, injector.events[0], 0)  # the scheduled heal arriving late does nothing
+    injector._heal(KINDS["pause"], d, injector.events[0], 0, injector.faults[0])  # the scheduled heal arriving late does nothing
     assert len(d.calls) == 2
 
 

@@ -17,6 +17,7 @@ import pytest
 from harness.faults import network
 from harness.faults.network import Network
 from harness.proc import wait_until
+from tests.harness.faults.leftovers import network_leftovers
 
 pytestmark = pytest.mark.skipif(bool(network.problems()), reason="; ".join(network.problems()) or "-")
 
@@ -76,12 +77,6 @@ def net() -> Iterator[Network]:
         yield n
 
 
-def _left(pid: int) -> list[str]:
-    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return [w for w in (names + links).split() if w.startswith(f"sg{pid}")]
-
-
 def test_partition_loss_and_delay_act_on_one_worker_and_heal(net):
     port, stop = _echo_server(net.bridge_address)
     try:
@@ -112,7 +107,7 @@ def test_partition_loss_and_delay_act_on_one_worker_and_heal(net):
     finally:
         stop.set()
     net.close()
-    assert _left(net.pid) == []
+    assert network_leftovers(net.pid) == []
 
 
 def test_what_a_killed_harness_left_is_removed_by_the_next(tmp_path):
@@ -130,13 +125,13 @@ def test_what_a_killed_harness_left_is_removed_by_the_next(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        assert len(_left(proc.pid)) >= 2  # its namespace and bridge (and the bridge's veth end)
+        assert len(network_leftovers(proc.pid)) >= 2  # its namespace and bridge (and the bridge's veth end)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert _left(proc.pid) != []  # SIGKILL leaves them
+        assert network_leftovers(proc.pid) != []  # SIGKILL leaves them
         removed = network.clean_stale()
         assert f"sg{proc.pid}w0" in removed and f"sg{proc.pid}br" in removed
-        wait_until(lambda: _left(proc.pid) == [], 10, "the veth end to go with its namespace")
+        wait_until(lambda: network_leftovers(proc.pid) == [], 10, "the veth end to go with its namespace")
     finally:
         proc.kill()
         network.clean_stale()

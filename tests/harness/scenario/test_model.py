@@ -292,8 +292,9 @@ def test_wrong_types_and_values_name_the_path(scenario_file):
     assert 'engines[1]: expected a known engine (cluster, embedded), found "flinkk"' in text
     assert 'guarantee: expected one of at_most_once, at_least_once, exactly_once, found "exactly"' in text
     assert 'parallelism: expected an integer >= 1, found "three"' in text
-    assert "faults[1]: expected exactly one of kill, pause, terminate, restart, found terminate and restart" in text
-    assert "faults[2]: expected exactly one of kill, pause, terminate, restart, found none of them" in text
+    kinds = "kill, pause, terminate, restart, partition, delay, loss"
+    assert f"faults[1]: expected exactly one of {kinds}, found terminate and restart" in text
+    assert f"faults[2]: expected exactly one of {kinds}, found none of them" in text
 
 
 def test_a_fault_at_or_after_the_end_of_load_is_a_problem(scenario_file):
@@ -324,7 +325,7 @@ def test_a_heal_after_the_end_of_load_is_a_problem_next_to_the_others(scenario_f
     ]
     mixed = problems_of(scenario_file(GOOD), ["faults[0]={at: 3s, flood: {}}", "faults[1].pause.for=6s"])
     assert [line.split(": ", 1)[1] for line in mixed] == [
-        'faults[0].flood: expected a known key (one of at, kill, pause, terminate, restart), found unknown key '
+        'faults[0].flood: expected a known key (one of at, kill, pause, terminate, restart, partition, delay, loss), found unknown key '
         '"flood"',
         'faults[1].pause.for: expected a heal by the end of the load (10s): at most 5s after 5s, found "6s"',
     ]
