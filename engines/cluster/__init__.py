@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.cluster.graph import event_time_problems
-from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest, load_job
+from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest, load_job
 from harness.api.deployment import (
     WorkerProcesses,
     config_problems,
@@ -69,7 +69,7 @@ class ClusterEngine:
     name = "cluster"
     roles = frozenset({"taskmanager", "jobmanager"})
     worker_roles = frozenset({"taskmanager"})
-    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
     # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     jobs = None  # it interprets the Pipeline DSL: any job
@@ -117,6 +117,9 @@ class ClusterDeployment(WorkerProcesses):
             raise ConfigError(msg)
         self.spec = spec
         self.config = parse_config(spec.config)
+        self.network, self.network_roles = spec.network, frozenset({"taskmanager"})
+        #: where the JobManager listens: the bridge of a network run, which the TaskManagers' namespaces reach
+        self.host = spec.network.bridge_address if spec.network is not None else "127.0.0.1"
         check_event_time(spec)
         self.app_id = f"{spec.prefix}app"
         self.topics = {**spec.topics, "markers": f"{spec.prefix}sink-markers"}
@@ -137,7 +140,7 @@ class ClusterDeployment(WorkerProcesses):
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
                "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
                "restart_delay_ms": self.config.restart_delay_ms,
-               "taskmanagers": self.config.taskmanagers or self.spec.parallelism}
+               "taskmanagers": self.config.taskmanagers or self.spec.parallelism, "host": self.host}
         self.spawn("jobmanager", "jobmanager", cfg, module="engines.cluster.jobmanager")
 
     def _wait_jm_port(self, timeout_s: float = 60.0) -> int:
@@ -146,7 +149,8 @@ class ClusterDeployment(WorkerProcesses):
         return int(self._jm_status()["port"])
 
     def _start_taskmanager(self, name: str) -> None:
-        cfg = {"tm_id": name, "jm_host": "127.0.0.1", "jm_port": self.jm_port,
+        data_host = self.network.add_worker(name).address if self.network is not None else "127.0.0.1"
+        cfg = {"tm_id": name, "jm_host": self.host, "jm_port": self.jm_port, "data_host": data_host,
                "slots": self.config.slots_per_taskmanager, "job": self.spec.job,
                "bootstrap": self.spec.bootstrap, "topics": self.topics, "guarantee": self.spec.guarantee.value,
                "app_id": self.app_id, "checkpoint_dir": str(self.checkpoint_dir),

@@ -48,6 +48,7 @@ class JMConfig:
     heartbeat_timeout_ms: int = 5000
     restart_delay_ms: int = 1000
     taskmanagers: int = 1                 # the first deployment waits for this many to register
+    host: str = "127.0.0.1"               # where it listens for TaskManagers (a network run: the bridge)
     initial_wait_ms: int = 30_000
 
     @classmethod
@@ -325,7 +326,7 @@ class JobManager:
 
     async def main(self) -> None:
         Path(self.cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        server = await asyncio.start_server(self.on_connection, "127.0.0.1", 0)
+        server = await asyncio.start_server(self.on_connection, self.cfg.host, 0)
         self.port = server.sockets[0].getsockname()[1]
         self.write_status()
         log(f"jobmanager on port {self.port}; job {self.cfg.job}, parallelism {self.cfg.parallelism}")

@@ -72,6 +72,7 @@ class TMConfig:
     idle_timeout_ms: int | None = 5000   # a source partition without records this long is idle
     watermark_interval_ms: int = 200     # how often a source announces its watermark
     status_path: str = ""
+    data_host: str = "127.0.0.1"         # where its data plane listens, as other TaskManagers reach it
 
     @classmethod
     def load(cls, path: str) -> TMConfig:
@@ -634,7 +635,7 @@ class TaskManager:
         """One registration with the JobManager, until the connection breaks."""
         reader, self.jm_writer = await asyncio.open_connection(self.cfg.jm_host, self.cfg.jm_port)
         await m.send(self.jm_writer, m.Register(self.cfg.tm_id, self.incarnation, self.cfg.slots,
-                                               "127.0.0.1", self.data_port))
+                                               self.cfg.data_host, self.data_port))
         log(f"registered with the JobManager at {self.cfg.jm_host}:{self.cfg.jm_port}")
         hb = asyncio.create_task(self._heartbeats())
         try:
@@ -646,7 +647,7 @@ class TaskManager:
             self.jm_writer = None
 
     async def main(self) -> None:
-        server = await asyncio.start_server(self._on_data_connection, "127.0.0.1", 0)
+        server = await asyncio.start_server(self._on_data_connection, self.cfg.data_host, 0)
         self.data_port = server.sockets[0].getsockname()[1]
         log(f"taskmanager {self.cfg.tm_id} ({self.cfg.slots} slots), data port {self.data_port}")
         loop = asyncio.get_running_loop()

@@ -14,6 +14,8 @@ from typing import Any
 
 from engines.embedded.config import EmbeddedConfig, check_late_topic, parse_config
 from harness.api import (
+    NETWORK_FAULTS,
+    PROCESS_FAULTS,
     Aggregate,
     DeploySpec,
     Guarantee,
@@ -66,7 +68,7 @@ class EmbeddedEngine:
     guarantees = frozenset(Guarantee)
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = frozenset({"kill", "pause", "terminate", "restart", "partition", "delay", "loss"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
     jobs = None  # it interprets the Pipeline DSL: any job
     options = options_of(EmbeddedConfig)
     late_side_output = True

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.flink import build
 from engines.flink.rest import Rest, RestUnavailable, checkpoint_facts, restart_facts, tasks_not_running
-from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
 from harness.api.groups import (
     CATALOGUE,
@@ -159,7 +159,7 @@ class FlinkEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"jobmanager", "taskmanager"})
     worker_roles = frozenset({"taskmanager"})
-    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(FlinkConfig)
     late_side_output = True
@@ -205,8 +205,11 @@ class FlinkDeployment(WorkerProcesses):
         self.job = job_name(spec.job) or spec.job
         self.build = build.prepare(lambda msg: None)
         self.app_id = f"{spec.prefix}flink"
+        self.network, self.network_roles = spec.network, frozenset({"taskmanager"})
+        #: where the JobManager (RPC, REST) listens: the bridge of a network run, which the TaskManagers reach
+        self.host = spec.network.bridge_address if spec.network is not None else HOST
         self.rpc_port, self.rest_port = free_ports(2)
-        self.rest = Rest(HOST, self.rest_port)
+        self.rest = Rest(self.host, self.rest_port)
         self.conf_dir = self.dir / "conf"
         self.job_id: str | None = None
         self._facts: dict[str, Any] = {}
@@ -233,8 +236,8 @@ class FlinkDeployment(WorkerProcesses):
     def configuration(self) -> dict[str, str]:
         """The config.yaml of this run: streamgauge's addresses and directories, then the options."""
         owned = {
-            "jobmanager.rpc.address": HOST, "jobmanager.rpc.port": str(self.rpc_port),
-            "jobmanager.bind-host": HOST, "rest.address": HOST, "rest.bind-address": HOST,
+            "jobmanager.rpc.address": self.host, "jobmanager.rpc.port": str(self.rpc_port),
+            "jobmanager.bind-host": self.host, "rest.address": self.host, "rest.bind-address": self.host,
             "rest.port": str(self.rest_port), "taskmanager.host": HOST, "taskmanager.bind-host": HOST,
             "taskmanager.load-balance.mode": "SLOTS",  # spread slots over TaskManagers (Flink 2.x)
             "execution.checkpointing.dir": (self.dir / "checkpoints").resolve().as_uri(),
@@ -254,9 +257,14 @@ class FlinkDeployment(WorkerProcesses):
         memory, dynamic = self._jvm[role]
         main = build.JOBMANAGER_CLASS if role == "jobmanager" else build.TASKMANAGER_CLASS
         extra = [] if role == "jobmanager" else ["-D", f"taskmanager.resource-id={name}"]
+        if role == "taskmanager" and self.network is not None:  # in its namespace, on its own address
+            address = self.network.add_worker(name).address
+            extra += ["-D", f"taskmanager.host={address}", "-D", f"taskmanager.bind-host={address}"]
         argv = self.build.argv(main, "--configDir", str(self.conf_dir), *dynamic, *extra,
                                jvm_options=(*memory, *build.JAVA17_FLAGS, "-XX:+UseG1GC",
                                             f"-Dlog.file={self.log_path(name)}"))
+        if role in self.network_roles and self.network is not None:
+            argv = self.network.wrap(name, list(argv))
         work = self.dir / name
         work.mkdir(parents=True, exist_ok=True)
         self._procs[name] = SUPERVISOR.start(argv, name=name, role=role, log_path=self.log_path(name), cwd=work)
@@ -282,7 +290,7 @@ class FlinkDeployment(WorkerProcesses):
 
     def _submit(self) -> None:
         """Submit the job with the job client (a short-lived JVM) and keep its job id."""
-        cfg = {"rest_host": HOST, "rest_port": self.rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
+        cfg = {"rest_host": self.host, "rest_port": self.rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
                "bootstrap": self.spec.bootstrap, "topics": self.spec.topics, "group_id": self.app_id,
                "transactional_id_prefix": self.app_id, "parallelism": self.spec.parallelism,
                "idle_timeout_ms": self.config.idle_timeout_ms or 0,

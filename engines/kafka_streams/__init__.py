@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.kafka_streams import build
-from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.deployment import config_problems, options_of, parse_engine_config
 from harness.api.groups import (
     CATALOGUE,
@@ -125,7 +125,7 @@ class KafkaStreamsEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(KafkaStreamsConfig)
     late_side_output = False  # Kafka Streams drops late records; the checkers derive which

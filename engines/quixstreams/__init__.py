@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.quixstreams import venv
-from harness.api import DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest
 from harness.api.deployment import config_problems, options_of, parse_engine_config
 from harness.api.groups import (
     CATALOGUE,
@@ -72,7 +72,7 @@ class QuixEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = frozenset({"kill", "pause", "terminate", "restart"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(QuixConfig)
     late_side_output = True   # through quixstreams' on_late hook

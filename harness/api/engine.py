@@ -157,6 +157,11 @@ class NetworkPlaced(Protocol):
     def network_placed(self) -> bool: ...
 
 
+#: The process faults, which every engine's worker processes take.
+PROCESS_FAULTS = frozenset({"kill", "pause", "terminate", "restart"})
+#: The network faults between workers and brokers (a NetworkPlaced deployment).
+NETWORK_FAULTS = frozenset({"partition", "delay", "loss"})
+
 #: The capability each fault kind needs from a Deployment.
 FAULT_CAPABILITIES: dict[str, type] = {
     "kill": Killable,

@@ -97,6 +97,7 @@ class GroupInstances(WorkerProcesses):
         self.app_id = f"{spec.prefix}app"
         self.command = list(command)
         self.topics_read = topics_read  # topics the group reads (a re-key adds a repartition topic)
+        self.network, self.network_roles = spec.network, frozenset({"instance"})
         self._admin = admin(spec.bootstrap)
         self._queries = coordinator_queries(spec.bootstrap)
 

@@ -144,3 +144,49 @@ def test_a_fault_on_an_infrastructure_role_goes_to_it_not_to_the_engine():
     assert [(e.target, e.why) for e in injector.events] == [
         ("broker-2", "picked leader_of_input"), ("broker-2", "picked controller"), ("instance-1", None)]
     assert injector.events[0].to_dict()["why"] == "picked leader_of_input"
+
+
+class _Network:
+    """The run's network as the injector sees it: faults on workers' traffic, recorded on the fake clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.calls: list[tuple[float, str, str, object]] = []
+
+    def _record(self, what: str, name: str, arg: object = None) -> None:
+        self.calls.append((round(self.clock.time() - 100.0, 3), what, name, arg))
+
+    def partition(self, name): self._record("partition", name)
+    def lose(self, name, fraction): self._record("lose", name, fraction)
+    def delay(self, name, ms, jitter_ms=0.0): self._record("delay", name, (ms, jitter_ms))
+    def heal(self, name): self._record("heal", name)
+    def heal_all(self): self._record("heal_all", "-")
+
+
+def test_network_kinds_act_on_the_network_for_the_workers_they_pick():
+    clock = FakeClock(100.0)
+    net = _Network(clock)
+    deployment = _Deployment(clock)
+    faults = [Fault(at_s=5, kind="partition", pick=1, for_s=10),
+              Fault(at_s=20, kind="delay", pick="all", ms=200, jitter_ms=50, for_s=5),
+              Fault(at_s=30, kind="loss", pick=2, fraction=0.05, for_s=60)]
+    injector = FaultInjector(deployment, faults, seed=7, t0=100.0, log=lambda msg: None,
+                             worker_roles=frozenset({"instance"}), clock=clock, infrastructure={"network": net})
+    injector.run()
+    injector.stop()
+    assert net.calls == [
+        (5.0, "partition", "instance-1", None), (15.0, "heal", "instance-1", None),
+        (20.0, "delay", "instance-0", (200, 50)), (20.0, "delay", "instance-1", (200, 50)),
+        (20.0, "delay", "instance-2", (200, 50)),
+        (25.0, "delay", "instance-0", (0.0, 0.0)), (25.0, "delay", "instance-1", (0.0, 0.0)),
+        (25.0, "delay", "instance-2", (0.0, 0.0)),
+        (30.0, "lose", "instance-2", 0.05), (90.0, "heal", "instance-2", None), (90.0, "heal_all", "-", None)]
+    assert deployment.calls == []
+    assert [e.target for e in injector.events] == ["instance-1", "instance-0,instance-1,instance-2", "instance-2"]
+
+
+def test_a_network_fault_in_a_run_without_a_network_is_recorded_as_failed():
+    injector, _ = _injector([Fault(at_s=1, kind="partition", pick=0, for_s=2)])
+    injector.run()
+    injector.stop()
+    assert injector.events[0].error == "a partition fault needs the run's network, which this run does not have"

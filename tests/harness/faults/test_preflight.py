@@ -73,15 +73,13 @@ def test_the_scenario_syntax_takes_every_broker_pick():
     assert model._BROKER_PICKS == broker.PICKS
 
 
-def test_network_faults_on_brokers_off_the_bridge_and_on_an_engine_without_namespaces_are_refused():
+def test_network_faults_on_brokers_off_the_bridge_and_pick_all_on_a_process_fault_are_refused():
     lines = _refused("[{at: 5s, partition: {pick: all, for: 5s}}, {at: 6s, kill: {pick: all}}]")
     assert ("kill-instance-eos: network faults need brokers that streamgauge starts for the run on its bridge; the "
             "external cluster at 127.0.0.1:1 is not (unset STREAMGAUGE_BOOTSTRAP)") in lines
-    assert lines[-3:] == [
+    assert lines[-2:] == [
         "kill-instance-eos on embedded: faults[1]: pick all is for network faults (delay, loss, partition); a kill "
         "picks one process: an index or random",
-        "kill-instance-eos on cluster: faults[0]: the cluster engine does not take partition faults (it needs the "
-        "NetworkPlaced capability); it takes: kill, pause, restart, terminate",
         "kill-instance-eos on cluster: faults[1]: pick all is for network faults (delay, loss, partition); a kill "
         "picks one process: an index or random",
     ]
