@@ -16,6 +16,7 @@ from harness.report.summary import (
     examples,
     groups,
     notes,
+    recovery_by_kind,
     side_by_side,
     title,
     verdict_rows,
@@ -91,6 +92,10 @@ def render(results: dict[str, Any]) -> str:
                  *_notes(results)]
         for group in parts:
             page += _group(group, group["scenario"]["name"], 2, full=False)
+    header, recovery = recovery_by_kind(results)
+    if recovery:
+        page += ["<h2>Recovery per fault kind</h2>", "<p>Seconds from each fault until the latency is back within "
+                 "bounds (never: not before the load ended).</p>", pd.DataFrame(recovery, columns=header).to_html(index=False)]
     header, conformance = conformance_rows(results)
     if conformance:
         page += ["<h2>Reference against real</h2>", pd.DataFrame(conformance, columns=header).to_html(index=False)]

@@ -11,6 +11,7 @@ from harness.report.summary import (
     examples,
     groups,
     notes,
+    recovery_by_kind,
     side_by_side,
     title,
     verdict_rows,
@@ -74,6 +75,10 @@ def render(results: dict[str, Any]) -> str:
         out += _verdicts(results, with_scenario=True) + _notes(results)
         for group in parts:
             out += _group(group, group["scenario"]["name"], 2, full=False)
+    header, recovery = recovery_by_kind(results)
+    if recovery:
+        out += ["## Recovery per fault kind", "", "Seconds from each fault until the latency is back within "
+                "bounds (never: not before the load ended).", "", table(header, recovery), ""]
     header, conformance = conformance_rows(results)
     if conformance:
         out += ["## Reference against real", "", table(header, conformance), ""]

@@ -207,6 +207,31 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, [r for r in rows if any(v != "-" for v in r[1:])]
 
 
+def fault_target_kind(target: str) -> str:
+    """What a fault hit, the same on every engine: a broker, the JobManager, or a worker (an instance, a
+    TaskManager, several of them)."""
+    if target.startswith("broker-"):
+        return "broker"
+    return "jobmanager" if target == "jobmanager" else "worker"
+
+
+def recovery_by_kind(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Seconds back to the engine's latency after each fault, per fault kind (and what it hit) and engine, side
+    by side over every run with faults ("never": not recovered before the load ended)."""
+    cells: dict[str, dict[str, list[float | None]]] = {}
+    engines: list[str] = []
+    for run in results["runs"]:
+        recoveries = run["metrics"].get("recovery_s") or []
+        for fault, seconds in zip(run["faults"], recoveries):
+            label = f"{fault['kind']} {fault_target_kind(fault['target'])} ({run['guarantee']})"
+            cells.setdefault(label, {}).setdefault(run["engine"], []).append(seconds)
+            if run["engine"] not in engines:
+                engines.append(run["engine"])
+    rows = [[label, *(_fmt_s(by_engine[e]) if e in by_engine else "-" for e in engines)]
+            for label, by_engine in cells.items()]
+    return (["fault", *engines], rows) if rows else ([], [])
+
+
 def examples(results: dict[str, Any], limit: int = 3) -> list[tuple[str, str, list[Any]]]:
     """(engine, checker, first examples) for every checker that found something."""
     out = []

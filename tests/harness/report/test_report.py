@@ -200,3 +200,19 @@ def test_the_quixstreams_environment_reports_the_versions_it_pins(tmp_path):
     requirements.write_text("# pins\nquixstreams==3.28.1  # the peer\nConfluent-Kafka==2.12.2\nrich==13.0\n")
     assert pinned_versions(path=requirements) == {"quixstreams": "3.28.1", "confluent-kafka": "2.12.2"}
     assert pinned_versions()["quixstreams"][:1].isdigit()
+
+
+def test_recovery_per_fault_kind_is_side_by_side_and_a_fault_not_recovered_from_says_never():
+    embedded = _run("embedded", faults=[{"at_s": 15, "kind": "kill", "target": "broker-2"},
+                                        {"at_s": 35, "kind": "partition", "target": "instance-1"}])
+    embedded["metrics"]["recovery_s"] = [14.0, None]
+    cluster = _run("cluster", faults=[{"at_s": 15, "kind": "kill", "target": "broker-1"},
+                                      {"at_s": 35, "kind": "partition", "target": "taskmanager-0"}])
+    cluster["metrics"]["recovery_s"] = [9.0, 18.5]
+    header, rows = summary.recovery_by_kind(_results(embedded, cluster))
+    assert header == ["fault", "embedded", "cluster"]
+    assert rows == [["kill broker (exactly_once)", "14", "9"], ["partition worker (exactly_once)", "never", "18.5"]]
+    text = markdown.render(_results(embedded, cluster))
+    assert "## Recovery per fault kind" in text and "| partition worker (exactly_once) | never | 18.5 |" in text
+    assert "Recovery per fault kind" in html_report.render(_results(embedded, cluster))
+    assert summary.recovery_by_kind(_results(_run("embedded", faults=[]))) == ([], [])
