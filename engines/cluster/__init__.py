@@ -13,6 +13,7 @@ to the pipeline's late side output, the deploy spec's
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +28,7 @@ from harness.api.deployment import (
     reference_versions,
 )
 from harness.api.groups import taskmanager_process_count
-from harness.api.toolkit import ConfigError, create_topics
+from harness.api.toolkit import SUPERVISOR, ConfigError, ProcessError, create_topics
 
 
 class ClusterConfig(BaseModel):
@@ -69,7 +70,7 @@ class ClusterEngine:
     name = "cluster"
     roles = frozenset({"taskmanager", "jobmanager"})
     worker_roles = frozenset({"taskmanager"})
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
     # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     jobs = None  # it interprets the Pipeline DSL: any job
@@ -160,6 +161,26 @@ class ClusterDeployment(WorkerProcesses):
                "watermark_interval_ms": self.config.watermark_interval_ms}
         self.spawn(name, "taskmanager", cfg, module="engines.cluster.taskmanager")
 
+    def upgrade(self) -> None:
+        """Stop with a savepoint (the JobManager takes a checkpoint on request, then cancels the job), stop the
+        TaskManagers, and start the cluster again: the new JobManager deploys the job from the savepoint."""
+        jm = self._procs["jobmanager"]
+        jm.send(signal.SIGUSR1)
+        if not jm.wait(self.config.checkpoint_timeout_ms / 1000 * 3 + 30):
+            msg = "cluster: the JobManager did not stop with a savepoint in time"
+            raise ProcessError(msg)
+        self._stop_together([p for n, p in self._procs.items() if n != "jobmanager"])
+        SUPERVISOR.forget(jm)
+        self.upgrades += 1
+        self.status_path("jobmanager").unlink(missing_ok=True)  # the new JobManager's port, not the old one's
+        names = sorted(n for n in self._procs if n != "jobmanager")
+        self._procs.clear()
+        self._start_jobmanager()
+        self.jm_port = self._wait_jm_port()
+        for name in names:
+            self._start_taskmanager(name)
+        self.wait_ready(120)
+
     def _jm_status(self) -> dict[str, Any]:
         return self.read_status("jobmanager")
 
@@ -196,7 +217,7 @@ class ClusterDeployment(WorkerProcesses):
                 "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "taskmanager_counters": counters,
                 "taskmanagers": sum(1 for p in self._procs.values() if p.role == "taskmanager"),
-                "restarts": self.restarts, "state": st.get("state"), "attempt": st.get("attempt"),
+                "restarts": self.restarts, "upgrades": self.upgrades, "state": st.get("state"), "attempt": st.get("attempt"),
                 "checkpoints": {"completed": ck.get("completed", 0), "failed": ck.get("failed", 0),
                                 "duration_ms_p50": pct(durations, 0.5), "duration_ms_p99": pct(durations, 0.99),
                                 "alignment_ms_p50": pct(alignment, 0.5), "alignment_ms_p99": pct(alignment, 0.99),

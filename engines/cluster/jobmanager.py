@@ -86,6 +86,7 @@ class JobManager:
         self.placement: dict[int, str] = {}     # slot (subtask index) -> tm id
         self.running_acks: set[str] = set()
         self.next_checkpoint = 1
+        self.savepoint: int | None = None  # the checkpoint a stop with savepoint waits for
         self.pending: PendingCheckpoint | None = None
         self.completed: list[int] = []
         self.stats: dict[str, Any] = {"completed": 0, "failed": 0, "durations_ms": [], "alignment_ms": [],
@@ -277,13 +278,37 @@ class JobManager:
                 log(f"checkpoint {self.pending.checkpoint_id} expired after {timeout:.0f} s")
                 self.stats["failed"] += 1
                 self.pending = None
-            if self.state != "RUNNING" or self.pending is not None:
+            if self.state != "RUNNING" or self.pending is not None or self.savepoint is not None:
                 continue
-            n = self.next_checkpoint
-            self.next_checkpoint += 1
-            expected = {(v.index, s) for v in self.vertices for s in range(self.cfg.parallelism)}
-            self.pending = PendingCheckpoint(n, self.attempt, time.monotonic(), expected)
-            await self.broadcast(m.TriggerCheckpoint(self.attempt, n), set(self.placement.values()))
+            await self.trigger_checkpoint()
+
+    async def trigger_checkpoint(self) -> int:
+        n = self.next_checkpoint
+        self.next_checkpoint += 1
+        expected = {(v.index, s) for v in self.vertices for s in range(self.cfg.parallelism)}
+        self.pending = PendingCheckpoint(n, self.attempt, time.monotonic(), expected)
+        await self.broadcast(m.TriggerCheckpoint(self.attempt, n), set(self.placement.values()))
+        return n
+
+    async def stop_with_savepoint(self, stop: asyncio.Event) -> None:
+        """A checkpoint taken on request (the savepoint), then the job cancelled: a new JobManager on the same
+        checkpoint directory deploys the job from it (an upgrade). Tries again until one completes."""
+        log("stop with savepoint requested")
+        timeout = self.cfg.checkpoint_timeout_ms / 1000
+        while True:
+            while self.state != "RUNNING" or self.pending is not None:
+                await asyncio.sleep(0.02)
+            self.savepoint = await self.trigger_checkpoint()
+            deadline = time.monotonic() + timeout
+            while self.savepoint not in self.completed and time.monotonic() < deadline and self.pending is not None:
+                await asyncio.sleep(0.02)
+            if self.savepoint in self.completed:
+                break
+            log(f"savepoint {self.savepoint} did not complete; trying again")
+            self.pending = None
+        self.stats["savepoint"] = self.savepoint
+        log(f"savepoint {self.savepoint} complete: stopping")
+        stop.set()
 
     async def on_ack(self, ack: m.AckCheckpoint) -> None:
         pc = self.pending
@@ -326,12 +351,16 @@ class JobManager:
 
     async def main(self) -> None:
         Path(self.cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        latest, _ = self.latest_checkpoint()
+        self.next_checkpoint = (latest or 0) + 1  # a JobManager started again on a savepoint numbers on from it
         server = await asyncio.start_server(self.on_connection, self.cfg.host, 0)
         self.port = server.sockets[0].getsockname()[1]
         self.write_status()
         log(f"jobmanager on port {self.port}; job {self.cfg.job}, parallelism {self.cfg.parallelism}")
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR1, lambda: self._spawn(self.stop_with_savepoint(stop)))
         background = [asyncio.create_task(c) for c in (self.heartbeat_monitor(), self.checkpoint_loop(),
                                                        self.status_loop())]
         await self.deploy()

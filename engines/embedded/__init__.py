@@ -14,8 +14,7 @@ from typing import Any
 
 from engines.embedded.config import EmbeddedConfig, check_late_topic, parse_config
 from harness.api import (
-    NETWORK_FAULTS,
-    PROCESS_FAULTS,
+    ENGINE_FAULTS,
     Aggregate,
     DeploySpec,
     Guarantee,
@@ -68,7 +67,7 @@ class EmbeddedEngine:
     guarantees = frozenset(Guarantee)
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
+    fault_kinds = ENGINE_FAULTS
     jobs = None  # it interprets the Pipeline DSL: any job
     options = options_of(EmbeddedConfig)
     late_side_output = True
@@ -108,6 +107,7 @@ class EmbeddedDeployment(WorkerProcesses):
         super().__init__(spec.run_dir / "embedded")
         self.spec = spec
         self.network, self.network_roles = spec.network, frozenset({"instance"})
+        self.scale_prefix = "instance"
         self.config: EmbeddedConfig = parse_config(spec.config)
         self.pipeline = load_job(spec.job)
         check_late_topic(self.pipeline, spec.topics)
@@ -171,7 +171,7 @@ class EmbeddedDeployment(WorkerProcesses):
                           "rebalance revocations while processing": totals["revocations"]},
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(), "commit_interval_ms": commit_ms},
-                "instances": len(self._procs), "restarts": self.restarts,
+                "instances": len(self._procs), "restarts": self.restarts, "upgrades": self.upgrades,
                 "internal_topics": sorted(t for k, t in self.topics.items() if k not in self.spec.topics)}
 
     # -- capabilities: Killable, Pausable, Terminable (WorkerProcesses), Lagging --------------

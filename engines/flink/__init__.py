@@ -159,7 +159,7 @@ class FlinkEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"jobmanager", "taskmanager"})
     worker_roles = frozenset({"taskmanager"})
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(FlinkConfig)
     late_side_output = True
@@ -288,14 +288,18 @@ class FlinkDeployment(WorkerProcesses):
         n = int(overview.get("taskmanagers", 0))
         return n >= len(self.taskmanager_names), f"{n} of {len(self.taskmanager_names)} TaskManagers registered"
 
-    def _submit(self) -> None:
-        """Submit the job with the job client (a short-lived JVM) and keep its job id."""
+    def _submit(self, savepoint: str | None = None) -> None:
+        """Submit the job with the job client (a short-lived JVM) and keep its job id; from ``savepoint``
+        (``execution.savepoint.path``) when given."""
+        flink_config = self.config.flink_configuration()
+        if savepoint is not None:
+            flink_config = {**flink_config, "execution.savepoint.path": savepoint}
         cfg = {"rest_host": self.host, "rest_port": self.rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
                "bootstrap": self.spec.bootstrap, "topics": self.spec.topics, "group_id": self.app_id,
                "transactional_id_prefix": self.app_id, "parallelism": self.spec.parallelism,
                "idle_timeout_ms": self.config.idle_timeout_ms or 0,
                "transaction_timeout_ms": self.config.transaction_timeout_ms,
-               "flink_config": self.config.flink_configuration(), "status_path": str(self.status_path("submit"))}
+               "flink_config": flink_config, "status_path": str(self.status_path("submit"))}
         path = self.config_path("submit")
         path.write_text(json.dumps(cfg, indent=2))
         argv = self.build.argv(build.SUBMIT_CLASS, str(path), jvm_options=tuple(build.JAVA17_FLAGS))
@@ -313,6 +317,34 @@ class FlinkDeployment(WorkerProcesses):
             msg = (f"flink: the job client could not submit {self.job} (exit {client.returncode()}); see "
                    f"{self.log_path('submit')}:\n{self.tail('submit', 30)}")
             raise ProcessError(msg)
+
+    def upgrade(self) -> None:
+        """Flink's upgrade of a job: stop it with a savepoint (``POST /jobs/:id/stop``), then submit it again
+        from the savepoint to the same session cluster."""
+        trigger = self.rest.call("POST", f"/jobs/{self.job_id}/stop",
+                                 {"targetDirectory": (self.dir / "savepoints").resolve().as_uri(), "drain": False})
+        request = trigger["request-id"]
+        found: dict[str, Any] = {}
+
+        def done() -> tuple[bool, str]:
+            try:
+                found.update(self.rest.get(f"/jobs/{self.job_id}/savepoints/{request}"))
+            except RestUnavailable as e:
+                return False, str(e)
+            state = (found.get("status") or {}).get("id")
+            return state == "COMPLETED", f"savepoint {state}"
+
+        self.wait_for(done, 120, "Flink's stop with savepoint", interval_s=0.2)
+        operation = found.get("operation") or {}
+        if "location" not in operation:
+            msg = f"flink: the stop with savepoint failed: {json.dumps(operation.get('failure-cause', operation))[:800]}"
+            raise ProcessError(msg)
+        old = self.job_id
+        self.wait_for(lambda: (self.rest.get(f"/jobs/{old}").get("state") in TERMINAL_STATES, "stopping"), 60,
+                      "the stopped job to finish", interval_s=0.2)
+        self.upgrades += 1
+        self._submit(savepoint=operation["location"])
+        self.wait_for(self.ready, 120, "the upgraded Flink job to run", interval_s=0.2)
 
     # -- Deployment --------------------------------------------------------------------------------------
     def job_details(self) -> dict[str, Any]:
@@ -457,7 +489,7 @@ class FlinkDeployment(WorkerProcesses):
                 "flink": facts, "version": {"flink": build.flink_version(self.build),
                                             "flink-connector-kafka": build.connector_version(self.build)},
                 "config": {**self.config.model_dump(), "flink_configuration_in_force": self.configuration()},
-                "taskmanagers": len(self.taskmanager_names), "restarts": self.restarts}
+                "taskmanagers": len(self.taskmanager_names), "restarts": self.restarts, "upgrades": self.upgrades}
 
 
 def _num(value: Any) -> str:

@@ -28,7 +28,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.kafka_streams import build
-from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api import (
+    ENGINE_FAULTS,
+    DeploySpec,
+    Guarantee,
+    Prerequisite,
+    RunRequest,
+)
 from harness.api.deployment import config_problems, options_of, parse_engine_config
 from harness.api.groups import (
     CATALOGUE,
@@ -125,7 +131,7 @@ class KafkaStreamsEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
+    fault_kinds = ENGINE_FAULTS
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(KafkaStreamsConfig)
     late_side_output = False  # Kafka Streams drops late records; the checkers derive which
@@ -228,7 +234,7 @@ class KafkaStreamsDeployment(GroupInstances):
                 "instance_counters": counters,
                 "config": {**self.config.model_dump(), "commit_interval_ms": commit_ms,
                            "properties_in_force": self.config.streams_properties(self.spec.replication)},
-                "instances": len(self._procs), "restarts": self.restarts}
+                "instances": len(self._procs), "restarts": self.restarts, "upgrades": self.upgrades}
 
 
 ENGINE = KafkaStreamsEngine()

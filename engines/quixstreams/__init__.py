@@ -21,7 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.quixstreams import venv
-from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api import (
+    ENGINE_FAULTS,
+    DeploySpec,
+    Guarantee,
+    Prerequisite,
+    RunRequest,
+)
 from harness.api.deployment import config_problems, options_of, parse_engine_config
 from harness.api.groups import (
     CATALOGUE,
@@ -72,7 +78,7 @@ class QuixEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"instance"})
     worker_roles = frozenset({"instance"})
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS
+    fault_kinds = ENGINE_FAULTS
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(QuixConfig)
     late_side_output = True   # through quixstreams' on_late hook
@@ -147,7 +153,7 @@ class QuixDeployment(GroupInstances):
         return {"engine": NAME, "application_id": self.app_id, "version": venv.pinned_versions(), "facts": facts,
                 "late_records": total("late_records"),
                 "instance_counters": counters, "config": self.config.model_dump(),
-                "instances": len(self._procs), "restarts": self.restarts}
+                "instances": len(self._procs), "restarts": self.restarts, "upgrades": self.upgrades}
 
 
 ENGINE = QuixEngine()

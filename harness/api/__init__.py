@@ -1,7 +1,9 @@
 """The common interface: the Pipeline DSL, the Engine protocol and its capabilities, Guarantee."""
 
 from harness.api.engine import (
+    ENGINE_FAULTS,
     FAULT_CAPABILITIES,
+    LIFE_CYCLE_FAULTS,
     NETWORK_FAULTS,
     PROCESS_FAULTS,
     Deployment,
@@ -15,7 +17,9 @@ from harness.api.engine import (
     Pausable,
     Prerequisite,
     RunRequest,
+    Scalable,
     Terminable,
+    Upgradable,
     fault_kind_problems,
     missing_members,
 )
@@ -44,7 +48,9 @@ from harness.api.pipeline import (
 )
 
 __all__ = [
+    "ENGINE_FAULTS",
     "FAULT_CAPABILITIES",
+    "LIFE_CYCLE_FAULTS",
     "NETWORK_FAULTS",
     "PROCESS_FAULTS",
     "Aggregate",
@@ -67,6 +73,7 @@ __all__ = [
     "Pipeline",
     "Prerequisite",
     "RunRequest",
+    "Scalable",
     "Segment",
     "Sink",
     "Sliding",
@@ -74,6 +81,7 @@ __all__ = [
     "State",
     "Terminable",
     "Tumbling",
+    "Upgradable",
     "WindowAggregate",
     "fault_kind_problems",
     "id_checksum",

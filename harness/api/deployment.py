@@ -93,10 +93,14 @@ class WorkerProcesses:
     """
 
     kind = "engine"
+    #: the name stem of the workers a scale starts ("instance": instance-3, instance-4), None when the engine
+    #: does not scale by starting and stopping workers
+    scale_prefix: str | None = None
 
     def __init__(self, directory: Path | None = None) -> None:
         self._procs: dict[str, ManagedProcess] = {}
         self.restarts = 0
+        self.upgrades = 0
         #: the run's network (network faults) and the roles whose workers start in its namespaces
         self.network: Any = None
         self.network_roles: frozenset[str] = frozenset()
@@ -225,6 +229,35 @@ class WorkerProcesses:
         self.restarts += 1
         self._start_worker(name)
 
+    def upgrade(self) -> None:
+        """Stop every worker cleanly, all at once (each commits what it has processed and leaves), then start each
+        again under its name, from its state (Upgradable)."""
+        names = sorted(self._procs)
+        self._stop_together([self._procs[n] for n in names])
+        self.upgrades += 1
+        for name in names:
+            self._start_worker(name)
+
+    def scale(self, to: int) -> None:
+        """Run ``to`` workers from now on: start new ones, or stop the newest cleanly (Scalable)."""
+        if self.scale_prefix is None:
+            msg = f"the {self.kind} deployment does not scale by starting and stopping workers"
+            raise ConfigError(msg)
+        names = sorted(self._procs, key=lambda n: (len(n), n))
+        leaving = names[to:]
+        self._stop_together([self._procs.pop(n) for n in leaving])
+        for i in range(len(names), to):
+            self._start_worker(f"{self.scale_prefix}-{i}")
+
+    def _stop_together(self, procs: list[ManagedProcess], grace_s: float = 30.0) -> None:
+        for p in procs:
+            p.resume()
+            p.send(signal.SIGTERM)
+        for p in procs:
+            if not p.wait(grace_s):
+                p.kill()
+            SUPERVISOR.forget(p)
+
     def pause(self, name: str) -> None:
         self._proc(name).pause()
 
@@ -233,11 +266,4 @@ class WorkerProcesses:
 
     def stop(self, grace_s: float = 30.0) -> None:
         """SIGTERM every process at once (resuming paused ones first), SIGKILL what lingers."""
-        procs = list(self._procs.values())
-        for p in procs:
-            p.resume()
-            p.send(signal.SIGTERM)
-        for p in procs:
-            if not p.wait(grace_s):
-                p.kill()
-            SUPERVISOR.forget(p)
+        self._stop_together(list(self._procs.values()), grace_s)

@@ -157,10 +157,30 @@ class NetworkPlaced(Protocol):
     def network_placed(self) -> bool: ...
 
 
+@runtime_checkable
+class Upgradable(Protocol):
+    """The job can be stopped with its state (a savepoint, or every instance's last commit) and started again
+    from it, as an upgrade does."""
+
+    def upgrade(self) -> None: ...
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    """The job can be run on another number of workers while it runs (instances join or leave the group; or
+    stop with a savepoint and redeploy at the new parallelism)."""
+
+    def scale(self, to: int) -> None: ...
+
+
 #: The process faults, which every engine's worker processes take.
 PROCESS_FAULTS = frozenset({"kill", "pause", "terminate", "restart"})
 #: The network faults between workers and brokers (a NetworkPlaced deployment).
 NETWORK_FAULTS = frozenset({"partition", "delay", "loss"})
+#: The job's life cycle: stop with state and start again, run on another number of workers.
+LIFE_CYCLE_FAULTS = frozenset({"upgrade", "scale"})
+#: Every fault kind an engine can take (broker faults belong to no engine).
+ENGINE_FAULTS = PROCESS_FAULTS | NETWORK_FAULTS | LIFE_CYCLE_FAULTS
 
 #: The capability each fault kind needs from a Deployment.
 FAULT_CAPABILITIES: dict[str, type] = {
@@ -171,6 +191,8 @@ FAULT_CAPABILITIES: dict[str, type] = {
     "partition": NetworkPlaced,
     "delay": NetworkPlaced,
     "loss": NetworkPlaced,
+    "upgrade": Upgradable,
+    "scale": Scalable,
 }
 
 

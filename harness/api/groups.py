@@ -98,6 +98,7 @@ class GroupInstances(WorkerProcesses):
         self.command = list(command)
         self.topics_read = topics_read  # topics the group reads (a re-key adds a repartition topic)
         self.network, self.network_roles = spec.network, frozenset({"instance"})
+        self.scale_prefix = "instance"
         self._admin = admin(spec.bootstrap)
         self._queries = coordinator_queries(spec.bootstrap)
 

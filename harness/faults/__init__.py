@@ -175,6 +175,8 @@ class FaultInjector(threading.Thread):
 
     def _pick(self, fault: Fault, index: int) -> tuple[str, str | None]:
         rng = random.Random(self.seed * 1000 + index)
+        if kind_of(fault).whole_job:
+            return "job", f"to {fault.to} workers" if fault.kind == "scale" else None
         if fault.role in self.infrastructure:
             return self.infrastructure[fault.role].pick(fault.pick, rng)
         names = self._targets(fault.role)

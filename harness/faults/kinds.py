@@ -28,6 +28,7 @@ class Fault:
     ms: float = 0.0                        # delay
     jitter_ms: float = 0.0                 # delay
     fraction: float = 0.0                  # loss
+    to: int = 0                            # scale
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class FaultKind:
     #: the infrastructure it acts on, by name (``network``), when not the deployment; its targets are still
     #: the deployment's processes
     subject: str | None = None
+    #: it acts on the whole job, not on processes picked from it (upgrade, scale)
+    whole_job: bool = False
 
     @property
     def capability(self) -> type | None:
@@ -119,6 +122,14 @@ _undelay = _each(lambda n, name, f: n.delay(name, 0.0))
 register(FaultKind("delay", inject=_each(lambda n, name, f: n.delay(name, f.ms, f.jitter_ms)),
                    heal_after_s=lambda f: f.for_s or 0.0, heal=_undelay, final_heal=_undelay,
                    heal_key="for", subject="network", plot=PlotStyle(colour="tab:olive")))
+
+
+# -- life cycle: the whole job ----------------------------------------------------------------------------
+
+register(FaultKind("upgrade", inject=lambda d, target, f: d.upgrade(), whole_job=True,
+                   plot=PlotStyle(colour="tab:green", span=False)))
+register(FaultKind("scale", inject=lambda d, target, f: d.scale(f.to), whole_job=True,
+                   plot=PlotStyle(colour="tab:cyan", span=False)))
 
 #: the kinds that act on the network between workers and brokers
 NETWORK_KINDS = frozenset(k.name for k in KINDS.values() if k.subject == "network")

@@ -87,7 +87,8 @@ ANOMALY_CLASSES: tuple[str, ...] = (
 )
 
 #: The fault actions a fault entry may name, exactly one per entry.
-FAULT_KINDS: tuple[str, ...] = ("kill", "pause", "terminate", "restart", "partition", "delay", "loss")
+FAULT_KINDS: tuple[str, ...] = ("kill", "pause", "terminate", "restart", "partition", "delay", "loss", "scale",
+                                "upgrade")
 
 _FAULT_AFTER_END = "fault_after_end"
 
@@ -428,7 +429,17 @@ class Loss(_NetworkAction):
     fraction: Fraction
 
 
-FaultAction = Kill | Pause | Terminate | Restart | Partition | Delay | Loss
+class Scale(_Model):
+    """Run the job on ``to`` workers from now on (instances, or TaskManager slots x parallelism)."""
+
+    to: PositiveInt
+
+
+class Upgrade(_Model):
+    """Stop the job with its state (a savepoint, or every instance's last commit) and start it again from it."""
+
+
+FaultAction = Kill | Pause | Terminate | Restart | Partition | Delay | Loss | Scale | Upgrade
 
 
 class Fault(_Model):
@@ -442,6 +453,8 @@ class Fault(_Model):
     partition: Partition | None = None
     delay: Delay | None = None
     loss: Loss | None = None
+    scale: Scale | None = None
+    upgrade: Upgrade | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Fault:

@@ -83,10 +83,10 @@ def _faults(scenario: Scenario) -> list[Fault]:
     out = []
     for f in scenario.faults:
         a = f.action
-        out.append(Fault(at_s=f.at, kind=f.kind, role=getattr(a, "role", "worker"), pick=a.pick,
+        out.append(Fault(at_s=f.at, kind=f.kind, role=getattr(a, "role", "worker"), pick=getattr(a, "pick", "random"),
                          restart_after_s=getattr(a, "restart_after", None), for_s=getattr(a, "for_", None),
                          ms=getattr(a, "ms", 0.0), jitter_ms=getattr(a, "jitter_ms", 0.0),
-                         fraction=getattr(a, "fraction", 0.0)))
+                         fraction=getattr(a, "fraction", 0.0), to=getattr(a, "to", 0)))
     return out
 
 

@@ -35,6 +35,8 @@ class _Deployment:
     def pause(self, target): self._record("pause", target)
     def resume(self, target): self._record("resume", target)
     def terminate(self, target): self._record("terminate", target)
+    def upgrade(self): self._record("upgrade", "job")
+    def scale(self, to): self._record(f"scale to {to}", "job")
 
 
 def _injector(faults, deployment=None, clock=None, seed=7):
@@ -190,3 +192,13 @@ def test_a_network_fault_in_a_run_without_a_network_is_recorded_as_failed():
     injector.run()
     injector.stop()
     assert injector.events[0].error == "a partition fault needs the run's network, which this run does not have"
+
+
+def test_life_cycle_kinds_act_on_the_whole_job():
+    injector, d = _injector([Fault(at_s=20, kind="scale", to=5), Fault(at_s=40, kind="scale", to=2),
+                             Fault(at_s=45, kind="upgrade")])
+    injector.run()
+    injector.stop()
+    assert d.calls == [(20.0, "scale to 5", "job"), (40.0, "scale to 2", "job"), (45.0, "upgrade", "job")]
+    assert [(e.target, e.why) for e in injector.events] == [("job", "to 5 workers"), ("job", "to 2 workers"),
+                                                            ("job", None)]

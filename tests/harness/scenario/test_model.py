@@ -102,7 +102,7 @@ def test_kill_instance_alos_expects_duplicates():
 def test_zombie_pauses_one_worker_past_the_session_timeout():
     scenario = load_scenario(SCENARIOS / "zombie-eos.yaml")
     (fault,) = scenario.faults
-    assert fault.kind == "pause" and fault.action.pick == 1 and pause_of(fault).for_ == 20.0
+    assert fault.kind == "pause" and pause_of(fault).pick == 1 and pause_of(fault).for_ == 20.0
     assert pause_of(fault).for_ * 1000 > scenario.config_for("embedded")["session_timeout_ms"]
     assert scenario.workload.rate == 2000.0
 
@@ -292,7 +292,7 @@ def test_wrong_types_and_values_name_the_path(scenario_file):
     assert 'engines[1]: expected a known engine (cluster, embedded), found "flinkk"' in text
     assert 'guarantee: expected one of at_most_once, at_least_once, exactly_once, found "exactly"' in text
     assert 'parallelism: expected an integer >= 1, found "three"' in text
-    kinds = "kill, pause, terminate, restart, partition, delay, loss"
+    kinds = "kill, pause, terminate, restart, partition, delay, loss, scale, upgrade"
     assert f"faults[1]: expected exactly one of {kinds}, found terminate and restart" in text
     assert f"faults[2]: expected exactly one of {kinds}, found none of them" in text
 
@@ -325,7 +325,7 @@ def test_a_heal_after_the_end_of_load_is_a_problem_next_to_the_others(scenario_f
     ]
     mixed = problems_of(scenario_file(GOOD), ["faults[0]={at: 3s, flood: {}}", "faults[1].pause.for=6s"])
     assert [line.split(": ", 1)[1] for line in mixed] == [
-        'faults[0].flood: expected a known key (one of at, kill, pause, terminate, restart, partition, delay, loss), found unknown key '
+        'faults[0].flood: expected a known key (one of at, kill, pause, terminate, restart, partition, delay, loss, scale, upgrade), found unknown key '
         '"flood"',
         'faults[1].pause.for: expected a heal by the end of the load (10s): at most 5s after 5s, found "6s"',
     ]
