@@ -70,6 +70,8 @@ class ClusterEngine:
     name = "cluster"
     roles = frozenset({"taskmanager", "jobmanager"})
     worker_roles = frozenset({"taskmanager"})
+    bounded_jobs = False
+    bounded_refusal = ("its model runs bounded jobs to their end, but the cluster engine does not do so yet (a source reading to the end offsets, a final checkpoint, FINISHED)")
     fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
     # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})

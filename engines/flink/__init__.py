@@ -159,6 +159,8 @@ class FlinkEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"jobmanager", "taskmanager"})
     worker_roles = frozenset({"taskmanager"})
+    bounded_jobs = False
+    bounded_refusal = ("its model runs bounded jobs to their end, but the flink engine does not do so yet (a source reading to the end offsets, a final checkpoint, FINISHED)")
     fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(FlinkConfig)

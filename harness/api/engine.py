@@ -52,6 +52,7 @@ class RunRequest:
     partitions: int
     options: Mapping[str, Any] = field(default_factory=dict)
     faults: tuple[FaultRequest, ...] = ()
+    bounded: bool = False  # workload.bounded
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,10 @@ class Engine(Protocol):
     ``conforms_to`` names the reference engine whose model this engine is
     the real system of (None for a reference engine): whenever both run
     the same scenario, their committed outputs are compared.
+
+    Optional: ``bounded_jobs`` (True when it runs a job on a bounded input to its end and the job finishes
+    by itself; False or absent: it refuses ``workload.bounded``, saying why in ``bounded_refusal``, by
+    default that its model is unbounded).
 
     Optional: ``process_count(role, request)``, how many processes of
     ``role`` a deployment of ``request`` runs (None when unknown); a fault

@@ -533,6 +533,9 @@ class Workload(_Model):
     #: event times on a fixed epoch: event i's ``et`` is this instant plus its offset in the schedule, so two
     #: runs of one seed write the same events (reference against real compares them); None: the wall clock
     event_epoch: datetime | None = None
+    #: the whole input is written first, then the job reads it to its end and finishes by itself (the cluster
+    #: models only: the embedded models are unbounded)
+    bounded: Annotated[bool, Strict(), _Expected("true or false")] = False
 
     @property
     def event_epoch_ms(self) -> int | None:

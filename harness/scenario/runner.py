@@ -129,6 +129,16 @@ def guarantee_problems(guarantee: Guarantee, engine: Engine) -> list[str]:
             f"run this scenario on another engine with --engine, or change its guarantee"]
 
 
+def bounded_problems(scenario: Scenario, engine: Engine) -> list[str]:
+    """A bounded workload on an engine whose model is unbounded, or that does not run bounded jobs yet."""
+    if not scenario.workload.bounded or getattr(engine, "bounded_jobs", False):
+        return []
+    why = getattr(engine, "bounded_refusal", None) or (
+        f"the {engine.name} engine's model is unbounded (its job reads its input for ever and never finishes by "
+        f"itself); run a bounded workload on an engine of the cluster model")
+    return [f"workload.bounded: {why}"]
+
+
 def job_problems(job: str, engine: Engine) -> list[str]:
     """A job the engine does not implement (an engine with a catalogue runs only the jobs it names)."""
     if engine.jobs is None or job in engine.jobs:
@@ -147,6 +157,7 @@ def preflight(scenario: Scenario, name: str) -> list[str]:
     """Everything that keeps ``scenario`` from running on engine ``name``, checked before anything starts."""
     engine = get_engine(name)
     problems = guarantee_problems(scenario.guarantee, engine) + job_problems(scenario.job, engine)
+    problems += bounded_problems(scenario, engine)
     problems += fault_problems(_faults(scenario), engine, run_request(scenario, name))
     if not problems:  # the engine's own checks assume a job and guarantee it has
         problems += engine.problems(run_request(scenario, name))

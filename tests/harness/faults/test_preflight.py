@@ -83,3 +83,11 @@ def test_network_faults_on_brokers_off_the_bridge_and_pick_all_on_a_process_faul
         "kill-instance-eos on cluster: faults[1]: pick all is for network faults (delay, loss, partition); a kill "
         "picks one process: an index or random",
     ]
+
+
+def test_a_bounded_workload_is_refused_by_the_unbounded_models_one_line_each():
+    lines = _refused("[]", "embedded,kafka-streams,quixstreams", "workload.bounded=true")
+    assert lines == [
+        f"kill-instance-eos on {name}: workload.bounded: the {name} engine's model is unbounded (its job reads its "
+        f"input for ever and never finishes by itself); run a bounded workload on an engine of the cluster model"
+        for name in ("embedded", "kafka-streams", "quixstreams")]
