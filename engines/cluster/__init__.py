@@ -70,8 +70,7 @@ class ClusterEngine:
     name = "cluster"
     roles = frozenset({"taskmanager", "jobmanager"})
     worker_roles = frozenset({"taskmanager"})
-    bounded_jobs = False
-    bounded_refusal = ("its model runs bounded jobs to their end, but the cluster engine does not do so yet (a source reading to the end offsets, a final checkpoint, FINISHED)")
+    bounded_jobs = True
     fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
     # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
@@ -94,6 +93,9 @@ class ClusterEngine:
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(ClusterConfig, request.options, self.name)
         pipeline = load_job(request.job)
+        if request.bounded and pipeline.source_op.timestamps is not None:
+            out.append(f"job {request.job}: a bounded job on event time needs a final watermark at the end of "
+                       f"input, which the cluster engine does not emit yet")
         out.extend(f"job {request.job}: {p}"
                    for p in event_time_problems(pipeline, logical_topics(pipeline.late_topic)))
         return out
@@ -143,7 +145,8 @@ class ClusterDeployment(WorkerProcesses):
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
                "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
                "restart_delay_ms": self.config.restart_delay_ms,
-               "taskmanagers": self.config.taskmanagers or self.spec.parallelism, "host": self.host}
+               "taskmanagers": self.config.taskmanagers or self.spec.parallelism, "host": self.host,
+               "bounded": self.spec.bounded}
         self.spawn("jobmanager", "jobmanager", cfg, module="engines.cluster.jobmanager")
 
     def _wait_jm_port(self, timeout_s: float = 60.0) -> int:
@@ -154,6 +157,7 @@ class ClusterDeployment(WorkerProcesses):
     def _start_taskmanager(self, name: str) -> None:
         data_host = self.network.add_worker(name).address if self.network is not None else "127.0.0.1"
         cfg = {"tm_id": name, "jm_host": self.host, "jm_port": self.jm_port, "data_host": data_host,
+               "bounded": self.spec.bounded,
                "slots": self.config.slots_per_taskmanager, "job": self.spec.job,
                "bootstrap": self.spec.bootstrap, "topics": self.topics, "guarantee": self.spec.guarantee.value,
                "app_id": self.app_id, "checkpoint_dir": str(self.checkpoint_dir),
@@ -162,6 +166,13 @@ class ClusterDeployment(WorkerProcesses):
                "idle_timeout_ms": self.config.idle_timeout_ms,
                "watermark_interval_ms": self.config.watermark_interval_ms}
         self.spawn(name, "taskmanager", cfg, module="engines.cluster.taskmanager")
+
+    def finished(self) -> bool:
+        return self._jm_status().get("state") == "FINISHED"
+
+    def job_duration_s(self) -> float | None:
+        times = self._jm_status().get("times") or {}
+        return round(times["finished"] - times["deployed"], 3) if "finished" in times else None
 
     def upgrade(self) -> None:
         """Stop with a savepoint (the JobManager takes a checkpoint on request, then cancels the job), stop the
@@ -189,7 +200,7 @@ class ClusterDeployment(WorkerProcesses):
     # -- Deployment ------------------------------------------------------------------------------------
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        self.wait_for(lambda: (self._jm_status().get("state") == "RUNNING",
+        self.wait_for(lambda: (self._jm_status().get("state") in ("RUNNING", "FINISHED"),
                                f"state {self._jm_status().get('state')}"), timeout_s, "the cluster job to reach RUNNING")
 
     def transaction_timeout_s(self) -> float:

@@ -49,6 +49,7 @@ class JMConfig:
     restart_delay_ms: int = 1000
     taskmanagers: int = 1                 # the first deployment waits for this many to register
     host: str = "127.0.0.1"               # where it listens for TaskManagers (a network run: the bridge)
+    bounded: bool = False                 # once every source is at its end: a final checkpoint, then FINISHED
     initial_wait_ms: int = 30_000
 
     @classmethod
@@ -87,6 +88,8 @@ class JobManager:
         self.running_acks: set[str] = set()
         self.next_checkpoint = 1
         self.savepoint: int | None = None  # the checkpoint a stop with savepoint waits for
+        self.ended: set[tuple[int, int]] = set()  # source subtasks of a bounded job at their end, this attempt
+        self.times: dict[str, float] = {}         # first deployment, finish (a bounded job)
         self.pending: PendingCheckpoint | None = None
         self.completed: list[int] = []
         self.stats: dict[str, Any] = {"completed": 0, "failed": 0, "durations_ms": [], "alignment_ms": [],
@@ -107,7 +110,7 @@ class JobManager:
         status = {"state": self.state, "attempt": self.attempt, "port": self.port,
                   "taskmanagers": {t.tm_id: {"slots": t.slots, "port": t.port} for t in self.tms.values()},
                   "placement": self.placement, "checkpoints": self.stats,
-                  "latest_checkpoint": self.completed[-1] if self.completed else None}
+                  "latest_checkpoint": self.completed[-1] if self.completed else None, "times": self.times}
         tmp = self.cfg.status_path + ".tmp"
         Path(tmp).write_text(json.dumps(status))
         os.replace(tmp, self.cfg.status_path)
@@ -151,6 +154,11 @@ class JobManager:
                     self.write_status()
         elif isinstance(msg, m.AckCheckpoint):
             await self.on_ack(msg)
+        elif isinstance(msg, m.EndOfInput) and msg.attempt == self.attempt:
+            self.ended.add((msg.vertex, msg.subtask))
+            sources = {(v.index, s) for v in self.vertices if v.is_source for s in range(self.cfg.parallelism)}
+            if self.ended >= sources and self.savepoint is None:
+                self._spawn(self.finish(msg.attempt))
         elif isinstance(msg, m.TaskFailed) and msg.attempt == self.attempt:
             self._spawn(self.failover(f"task {msg.vertex}-{msg.subtask} failed: {msg.error}", msg.attempt))
 
@@ -225,6 +233,8 @@ class JobManager:
             except TimeoutError:
                 pass
         self.placement = self.place()
+        self.ended = set()
+        self.times.setdefault("deployed", time.time())
         checkpoint_id, handles = self.latest_checkpoint()
         if checkpoint_id is not None:
             self.stats["restored_from"].append(checkpoint_id)
@@ -254,7 +264,7 @@ class JobManager:
         already being replaced (its tasks fail in a cascade) are not new.
         """
         async with self.failover_lock:
-            if attempt != self.attempt or self.state == "RESTARTING":
+            if attempt != self.attempt or self.state in ("RESTARTING", "FINISHED"):
                 return
             log(f"failover: {why}")
             self.stats["failures"].append({"at": time.time(), "why": why})
@@ -290,25 +300,48 @@ class JobManager:
         await self.broadcast(m.TriggerCheckpoint(self.attempt, n), set(self.placement.values()))
         return n
 
-    async def stop_with_savepoint(self, stop: asyncio.Event) -> None:
-        """A checkpoint taken on request (the savepoint), then the job cancelled: a new JobManager on the same
-        checkpoint directory deploys the job from it (an upgrade). Tries again until one completes."""
-        log("stop with savepoint requested")
+    async def checkpoint_on_request(self, attempt: int | None = None) -> int | None:
+        """A checkpoint now (after the one in flight), waited for until it completes, tried again when it
+        does not; None when the job restarts meanwhile (``attempt`` given: it is no longer that attempt)."""
         timeout = self.cfg.checkpoint_timeout_ms / 1000
         while True:
             while self.state != "RUNNING" or self.pending is not None:
+                if attempt is not None and self.attempt != attempt:
+                    return None
                 await asyncio.sleep(0.02)
             self.savepoint = await self.trigger_checkpoint()
             deadline = time.monotonic() + timeout
             while self.savepoint not in self.completed and time.monotonic() < deadline and self.pending is not None:
                 await asyncio.sleep(0.02)
             if self.savepoint in self.completed:
-                break
-            log(f"savepoint {self.savepoint} did not complete; trying again")
+                return self.savepoint
+            log(f"checkpoint {self.savepoint} on request did not complete; trying again")
             self.pending = None
-        self.stats["savepoint"] = self.savepoint
+            self.savepoint = None
+
+    async def stop_with_savepoint(self, stop: asyncio.Event) -> None:
+        """A checkpoint taken on request (the savepoint), then the job cancelled: a new JobManager on the same
+        checkpoint directory deploys the job from it (an upgrade)."""
+        log("stop with savepoint requested")
+        self.stats["savepoint"] = await self.checkpoint_on_request()
         log(f"savepoint {self.savepoint} complete: stopping")
         stop.set()
+
+    async def finish(self, attempt: int) -> None:
+        """A bounded job whose sources are all at their end: a final checkpoint (its sinks commit the last
+        epoch on its completion), then FINISHED."""
+        log("every source is at its end of input: the final checkpoint")
+        final = await self.checkpoint_on_request(attempt)
+        if final is None:
+            self.savepoint = None
+            return  # restarted meanwhile: its sources report their end again
+        await asyncio.sleep(0)  # the completion's notifications are out (on_ack broadcast them)
+        self.state = "FINISHED"
+        self.times["finished"] = time.time()
+        self.stats["final_checkpoint"] = final
+        log(f"final checkpoint {final} complete: FINISHED")
+        await self.broadcast(m.Cancel(self.attempt))  # the tasks end; a sink closing waits for its commit
+        self.write_status()
 
     async def on_ack(self, ack: m.AckCheckpoint) -> None:
         pc = self.pending
@@ -366,7 +399,8 @@ class JobManager:
         await self.deploy()
         await stop.wait()
         log("stopping: cancelling the job")
-        self.state = "STOPPED"
+        if self.state != "FINISHED":  # a bounded job that finished stays FINISHED
+            self.state = "STOPPED"
         await self.broadcast(m.Cancel(self.attempt))
         for t in background:
             t.cancel()

@@ -95,6 +95,15 @@ class AckCheckpoint(Msg):
     state_bytes: int
 
 
+class EndOfInput(Msg):
+    """TM -> JM: a source subtask of a bounded job has read its partitions to the end offsets it took at its
+    start."""
+
+    attempt: int
+    vertex: int
+    subtask: int
+
+
 class NotifyComplete(Msg):
     attempt: int
     checkpoint_id: int
@@ -148,7 +157,7 @@ class WatermarkStatus(Msg):
 
 
 AnyMsg = (Register | Registered | Heartbeat | Disconnect | Deploy | Cancel | Cancelled | TasksRunning
-          | TriggerCheckpoint | AckCheckpoint | NotifyComplete | TaskFailed | OpenChannel | Credit | Buffer | Barrier
+          | TriggerCheckpoint | AckCheckpoint | EndOfInput | NotifyComplete | TaskFailed | OpenChannel | Credit | Buffer | Barrier
           | Watermark | WatermarkStatus)
 
 _encoder = msgspec.msgpack.Encoder()

@@ -73,6 +73,7 @@ class TMConfig:
     watermark_interval_ms: int = 200     # how often a source announces its watermark
     status_path: str = ""
     data_host: str = "127.0.0.1"         # where its data plane listens, as other TaskManagers reach it
+    bounded: bool = False                # sources read to the end offsets taken at their start, then report
 
     @classmethod
     def load(cls, path: str) -> TMConfig:
@@ -243,6 +244,8 @@ class Subtask:
         self.name = f"v{vertex.index}-{td.subtask}"
         self.state: dict[str, Any] = {}
         self.offsets: dict[int, int] = {}
+        self.ends: dict[int, int] | None = None  # a bounded source's end offsets, taken at its start
+        self.ended = False
         self.sink: WriteAheadSink | None = None
         self.writer: RecordWriter | None = None
         self.gate = InputGate(td.n_inputs) if td.n_inputs else None
@@ -303,6 +306,9 @@ class Subtask:
                 "fetch.wait.max.ms": 20, "log_level": 3})
             self.consumer.assign([TopicPartition(self.cfg.topics["input"], p, self.offsets.get(p, OFFSET_BEGINNING))
                                   for p in self.td.partitions])
+            if self.cfg.bounded:
+                self.ends = {p: self.consumer.get_watermark_offsets(
+                    TopicPartition(self.cfg.topics["input"], p), timeout=30)[1] for p in self.td.partitions}
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -407,6 +413,16 @@ class Subtask:
         else:
             await self._run_inputs()
 
+    async def _end_of_input(self) -> None:
+        """A bounded source at its end offsets: its output out, then the JobManager told (once per attempt)."""
+        if self.ends is None or self.ended or any(self.offsets.get(p, 0) < end for p, end in self.ends.items()):
+            return
+        if self.writer is not None:
+            await self.writer.flush()
+        self.ended = True
+        log(f"{self.name}: end of input at {self.ends}")
+        await self.tm.to_jm(m.EndOfInput(self.attempt, self.vertex.index, self.td.subtask))
+
     async def _run_source(self) -> None:
         assert self.consumer is not None
         loop_count = 0
@@ -414,6 +430,7 @@ class Subtask:
             while not self.triggers.empty():
                 await self._checkpoint(self.triggers.get_nowait(), 0.0)
             await self._poll_source_watermark()
+            await self._end_of_input()
             msgs = self.consumer.consume(num_messages=BUFFER_RECORDS, timeout=0)
             if not msgs:
                 if self.writer is not None:

@@ -76,6 +76,8 @@ class DeploySpec:
     run_dir: Path
     replication: int = 1
     config: dict[str, Any] = field(default_factory=dict)
+    #: workload.bounded: the whole input is in the input topic; read it to its end and finish
+    bounded: bool = False
     #: for a run with network faults, the run's :class:`harness.faults.network.Network`: start each worker with
     #: ``network.wrap(name, argv)`` (its own namespace) and bind what workers reach to ``network.bridge_address``
     network: Any = None
@@ -156,6 +158,17 @@ class NetworkPlaced(Protocol):
     everything its workers must reach listens on the network's bridge address (network faults)."""
 
     def network_placed(self) -> bool: ...
+
+
+@runtime_checkable
+class Finishing(Protocol):
+    """A bounded job that finishes by itself (``DeploySpec.bounded``)."""
+
+    def finished(self) -> bool:
+        """Whether the job has read its input to the end and finished (FINISHED)."""
+
+    def job_duration_s(self) -> float | None:
+        """Seconds from the job's first deployment to its finish, None before it finished."""
 
 
 @runtime_checkable

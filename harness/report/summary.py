@@ -189,6 +189,9 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row("latency max ms", lat("max")),
         row("recovery per fault, s", lambda r: _fmt_s(r["metrics"]["recovery_s"]) if r["faults"] else None),
         row("faults", lambda r: "; ".join(f"{f['at_s']:g}s {f['kind']} {f['target']}" for f in r["faults"])),
+        *([row("bounded job: duration, s", lambda r: r["metrics"]["bounded"]["duration_s"]),
+           row("bounded job: events/s", lambda r: r["metrics"]["bounded"]["throughput_eps"])]
+          if any("bounded" in r["metrics"] for r in runs) else []),
         row("input events/s", lambda r: r["metrics"]["throughput_eps"]),
         row("output events/s", lambda r: r["metrics"]["output_eps"]),
         row("longest stall (no output), s", stall),

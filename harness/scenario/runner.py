@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psutil
@@ -33,6 +33,7 @@ from harness.api import (
     DeploySpec,
     Engine,
     FaultRequest,
+    Finishing,
     Guarantee,
     Lagging,
     RunRequest,
@@ -61,7 +62,7 @@ from harness.metrics.compute import (
     window_result_latency_ms,
 )
 from harness.metrics.probe import Probe
-from harness.proc import SUPERVISOR, ManagedProcess
+from harness.proc import SUPERVISOR, ManagedProcess, wait_until
 from harness.report import SCHEMA
 from harness.scenario.model import Scenario
 from harness.scenario.registry import get_engine
@@ -400,7 +401,10 @@ class RunOne:
             spec = DeploySpec(job=s.job, parallelism=s.parallelism, guarantee=s.guarantee,
                               bootstrap=self.bootstrap, topics=dict(self.topics), prefix=self.prefix,
                               partitions=s.partitions, run_dir=self.run_dir, replication=replication,
-                              config=s.config_for(self.engine_name), network=self.network)
+                              config=s.config_for(self.engine_name), network=self.network,
+                              bounded=s.workload.bounded)
+            if s.workload.bounded:
+                return self._execute_bounded(spec)
             deployed_ms = int(time.time() * 1000)
             self.deployment = engine.deploy(spec)
             self.deployment.wait_ready(READY_TIMEOUT_S)
@@ -419,20 +423,56 @@ class RunOne:
                                           worker_roles=engine.worker_roles, infrastructure=infrastructure)
             self.injector.start()
             gen_summary = self._wait_load(t0)
-            self._wait_heals()
-            inputs = read_all(self.bootstrap, self.topics["input"], isolation="read_uncommitted")
-            try:
-                oracle: Oracle | None = Oracle(self.pipeline, inputs)
-            except Exception as e:  # noqa: BLE001 - the checkers report the oracle's failure as unknown
-                self.log(f"the oracle failed ({type(e).__name__}: {e}): draining until the job is idle")
-                oracle = None
-            drained, drain_s = self._drain(oracle)
-            self.sampler.sample()
-            self.deployment.stop()
-            self.probe.stop()
-            return self._check_and_measure(t0, gen_summary, inputs, oracle, drained, drain_s)
+            return self._finish(t0, gen_summary)
         finally:
             self._teardown()
+
+    def _finish(self, t0: float, gen_summary: dict[str, Any]) -> dict[str, Any]:
+        """After the load: the heals, the oracle, the drain, the engine stopped, the checks and the figures."""
+        assert self.sampler is not None and self.deployment is not None and self.probe is not None
+        self._wait_heals()
+        inputs = read_all(self.bootstrap, self.topics["input"], isolation="read_uncommitted")
+        try:
+            oracle: Oracle | None = Oracle(self.pipeline, inputs)
+        except Exception as e:  # noqa: BLE001 - the checkers report the oracle's failure as unknown
+            self.log(f"the oracle failed ({type(e).__name__}: {e}): draining until the job is idle")
+            oracle = None
+        drained, drain_s = self._drain(oracle)
+        self.sampler.sample()
+        self.deployment.stop()
+        self.probe.stop()
+        return self._check_and_measure(t0, gen_summary, inputs, oracle, drained, drain_s)
+
+    def _execute_bounded(self, spec: DeploySpec) -> dict[str, Any]:
+        """A bounded job: the whole input written first, then the job deployed; it reads to the end and
+        finishes by itself. Its duration and throughput are measured; latency has no meaning here."""
+        s = self.s
+        self.probe = Probe(self.bootstrap, self.topics["output"], s.partitions)
+        self.probe.start()
+        t0 = time.time() + 1.0
+        self.generator = self._start_generator(t0)
+        gen_summary = self._wait_load(t0)
+        self.log("input written: deploying the bounded job")
+        self.deployment = self.engine.deploy(spec)
+        self.sampler = ResourceSampler(self.deployment.processes)
+        self.sampler.start()
+        self.injector = FaultInjector(self.deployment, self.faults, s.workload.seed, time.time(), log=self.log,
+                                      worker_roles=self.engine.worker_roles)
+        self.injector.start()
+        finishing = cast(Finishing, self.deployment)
+        wait_until(finishing.finished, s.drain.timeout + READY_TIMEOUT_S,
+                   lambda: f"the bounded job to finish by itself (status: {self.deployment.status() if self.deployment else {}})",
+                   interval=0.2)
+        duration = finishing.job_duration_s()
+        self.log(f"the job finished by itself in {duration} s")
+        run = self._finish(t0, gen_summary)
+        why = "a bounded job: its input was written before it started, so it has no latency to measure"
+        run["metrics"].update({
+            "bounded": {"duration_s": duration,
+                        "throughput_eps": round(run["inputs"] / duration, 1) if duration else None},
+            "latency_ms": {k: None for k in run["metrics"]["latency_ms"]},
+            "keeps_up": {"keeps_up": None, "why": why}, "recovery_s": [None] * len(run["faults"])})
+        return run
 
     def error_run(self, error: BaseException) -> dict[str, Any]:
         """The record of a run that raised before it was checked: invalid, verdict unknown, its expectations
