@@ -159,8 +159,7 @@ class FlinkEngine:
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     roles = frozenset({"jobmanager", "taskmanager"})
     worker_roles = frozenset({"taskmanager"})
-    bounded_jobs = False
-    bounded_refusal = ("its model runs bounded jobs to their end, but the flink engine does not do so yet (a source reading to the end offsets, a final checkpoint, FINISHED)")
+    bounded_jobs = True
     fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(FlinkConfig)
@@ -300,7 +299,7 @@ class FlinkDeployment(WorkerProcesses):
                "bootstrap": self.spec.bootstrap, "topics": self.spec.topics, "group_id": self.app_id,
                "transactional_id_prefix": self.app_id, "parallelism": self.spec.parallelism,
                "idle_timeout_ms": self.config.idle_timeout_ms or 0,
-               "transaction_timeout_ms": self.config.transaction_timeout_ms,
+               "transaction_timeout_ms": self.config.transaction_timeout_ms, "bounded": self.spec.bounded,
                "flink_config": flink_config, "status_path": str(self.status_path("submit"))}
         path = self.config_path("submit")
         path.write_text(json.dumps(cfg, indent=2))
@@ -319,6 +318,17 @@ class FlinkDeployment(WorkerProcesses):
             msg = (f"flink: the job client could not submit {self.job} (exit {client.returncode()}); see "
                    f"{self.log_path('submit')}:\n{self.tail('submit', 30)}")
             raise ProcessError(msg)
+
+    def finished(self) -> bool:
+        try:
+            return self.job_details().get("state") == "FINISHED"
+        except RestUnavailable:
+            return False
+
+    def job_duration_s(self) -> float | None:
+        """Flink's own duration of the job, from its start to FINISHED."""
+        job = self.job_details()
+        return round(int(job["duration"]) / 1000, 3) if job.get("state") == "FINISHED" else None
 
     def upgrade(self) -> None:
         """Flink's upgrade of a job: stop it with a savepoint (``POST /jobs/:id/stop``), then submit it again

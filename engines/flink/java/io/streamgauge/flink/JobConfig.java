@@ -24,6 +24,8 @@ final class JobConfig implements Serializable {
     final int parallelism;
     final long idleTimeoutMs;
     final long transactionTimeoutMs;
+    /** The source reads to the end offsets at its start and the job finishes (a bounded workload). */
+    final boolean bounded;
     final Map<String, String> flinkConfig = new LinkedHashMap<>();
     final String statusPath;
 
@@ -39,6 +41,7 @@ final class JobConfig implements Serializable {
         parallelism = required(node, "parallelism").asInt();
         idleTimeoutMs = node.path("idle_timeout_ms").asLong(0);
         transactionTimeoutMs = required(node, "transaction_timeout_ms").asLong();
+        bounded = node.path("bounded").asBoolean(false);
         node.path("flink_config").fields().forEachRemaining(e -> flinkConfig.put(e.getKey(), e.getValue().asText()));
         statusPath = required(node, "status_path").asText();
     }

@@ -102,15 +102,18 @@ final class Jobs {
     }
 
     private static KafkaSource<Event> source(final JobConfig config) {
-        return KafkaSource.<Event>builder()
+        final var builder = KafkaSource.<Event>builder()
             .setBootstrapServers(config.bootstrap)
             .setTopics(config.topic("input"))
             .setGroupId(config.groupId)
             .setStartingOffsets(OffsetsInitializer.earliest())
             .setProperty("isolation.level", "read_committed")
             .setProperty("client.id.prefix", config.groupId)
-            .setDeserializer(new EventDeserializer())
-            .build();
+            .setDeserializer(new EventDeserializer());
+        if (config.bounded) {  // to the end offsets at the job's start; then the job finishes
+            builder.setBounded(OffsetsInitializer.latest());
+        }
+        return builder.build();
     }
 
     private static WatermarkStrategy<Event> watermarks(final JobConfig config) {
