@@ -211,10 +211,12 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def fault_target_kind(target: str) -> str:
-    """What a fault hit, the same on every engine: a broker, the JobManager, or a worker (an instance, a
-    TaskManager, several of them)."""
+    """What a fault hit, the same on every engine: a broker, the JobManager, the whole job (upgrade, scale),
+    or a worker (an instance, a TaskManager, several of them)."""
     if target.startswith("broker-"):
         return "broker"
+    if target == "job":
+        return "job"
     return "jobmanager" if target == "jobmanager" else "worker"
 
 

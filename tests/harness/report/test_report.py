@@ -216,3 +216,5 @@ def test_recovery_per_fault_kind_is_side_by_side_and_a_fault_not_recovered_from_
     assert "## Recovery per fault kind" in text and "| partition worker (exactly_once) | never | 18.5 |" in text
     assert "Recovery per fault kind" in html_report.render(_results(embedded, cluster))
     assert summary.recovery_by_kind(_results(_run("embedded", faults=[]))) == ([], [])
+    upgraded = _run("cluster", faults=[{"at_s": 25, "kind": "upgrade", "target": "job"}])
+    assert summary.recovery_by_kind(_results(upgraded))[1] == [["upgrade job (exactly_once)", "2"]]
