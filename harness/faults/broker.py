@@ -119,7 +119,15 @@ class Brokers:
     def _txn_coordinator(self, rng: random.Random) -> tuple[int, int, int]:
         """The broker coordinating the most of the transactional ids written since the deployment (ties by
         ``rng``), with how many it coordinates and how many there are."""
-        by_leader = transaction_coordinators(self.kafka.bootstrap_servers(), self.since_ms)
+        by_leader: Counter[int] = Counter()
+        for attempt in range(4):  # a broker just started again can fail a client's first requests
+            try:
+                by_leader = transaction_coordinators(self.kafka.bootstrap_servers(), self.since_ms)
+                break
+            except Exception:  # asked again; the last failure is raised
+                if attempt == 3:
+                    raise
+                time.sleep(1.0)
         if not by_leader:
             msg = ("no transaction was begun since the engine was deployed: the txn_coordinator pick needs an "
                    "engine that writes transactionally (exactly_once)")
