@@ -19,7 +19,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.cluster.graph import event_time_problems
-from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest, load_job
+from harness.api import (
+    LIFE_CYCLE_FAULTS,
+    NETWORK_FAULTS,
+    PROCESS_FAULTS,
+    DeploySpec,
+    Guarantee,
+    Prerequisite,
+    RunRequest,
+    load_job,
+)
 from harness.api.deployment import (
     WorkerProcesses,
     config_problems,
@@ -71,7 +80,7 @@ class ClusterEngine:
     roles = frozenset({"taskmanager", "jobmanager"})
     worker_roles = frozenset({"taskmanager"})
     bounded_jobs = True
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | LIFE_CYCLE_FAULTS
     # at_most_once would need sources that skip a checkpoint's replay: it restores from checkpoints or not at all
     guarantees = frozenset({Guarantee.at_least_once, Guarantee.exactly_once})
     jobs = None  # it interprets the Pipeline DSL: any job
@@ -131,21 +140,21 @@ class ClusterDeployment(WorkerProcesses):
         create_topics(spec.bootstrap, {self.topics["markers"]: 1}, replication=spec.replication,
                       config={"cleanup.policy": "compact"})
         self.checkpoint_dir = self.dir / "checkpoints"
+        self.parallelism, self.rescales = spec.parallelism, 0
         self._start_jobmanager()
-        port = self._wait_jm_port()
-        self.jm_port = port
-        for i in range(self.config.taskmanagers or spec.parallelism):
+        self.jm_port = self._wait_jm_port()
+        for i in range(self._taskmanager_count()):
             self._start_taskmanager(f"taskmanager-{i}")
 
     # -- processes ----------------------------------------------------------------------------------
     def _start_jobmanager(self) -> None:
-        cfg = {"job": self.spec.job, "parallelism": self.spec.parallelism, "partitions": self.spec.partitions,
+        cfg = {"job": self.spec.job, "parallelism": self.parallelism, "partitions": self.spec.partitions,
                "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path("jobmanager")),
                "checkpoint_interval_ms": self.config.checkpoint_interval_ms,
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
                "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
                "restart_delay_ms": self.config.restart_delay_ms,
-               "taskmanagers": self.config.taskmanagers or self.spec.parallelism, "host": self.host,
+               "taskmanagers": self._taskmanager_count(), "host": self.host,
                "bounded": self.spec.bounded}
         self.spawn("jobmanager", "jobmanager", cfg, module="engines.cluster.jobmanager")
 
@@ -177,6 +186,15 @@ class ClusterDeployment(WorkerProcesses):
     def upgrade(self) -> None:
         """Stop with a savepoint (the JobManager takes a checkpoint on request, then cancels the job), stop the
         TaskManagers, and start the cluster again: the new JobManager deploys the job from the savepoint."""
+        self._redeploy(self.parallelism)
+
+    def scale(self, to: int) -> None:
+        """Stop with a savepoint and redeploy at parallelism ``to`` on ``to`` TaskManagers: the new subtasks
+        restore the key groups and partitions they now own (Scalable)."""
+        self.rescales += 1
+        self._redeploy(to)
+
+    def _redeploy(self, parallelism: int) -> None:
         jm = self._procs["jobmanager"]
         jm.send(signal.SIGUSR1)
         if not jm.wait(self.config.checkpoint_timeout_ms / 1000 * 3 + 30):
@@ -184,15 +202,21 @@ class ClusterDeployment(WorkerProcesses):
             raise ProcessError(msg)
         self._stop_together([p for n, p in self._procs.items() if n != "jobmanager"])
         SUPERVISOR.forget(jm)
-        self.upgrades += 1
+        self.upgrades += parallelism == self.parallelism
+        self.parallelism = parallelism
         self.status_path("jobmanager").unlink(missing_ok=True)  # the new JobManager's port, not the old one's
-        names = sorted(n for n in self._procs if n != "jobmanager")
         self._procs.clear()
         self._start_jobmanager()
         self.jm_port = self._wait_jm_port()
-        for name in names:
-            self._start_taskmanager(name)
+        for i in range(self._taskmanager_count()):
+            self._start_taskmanager(f"taskmanager-{i}")
         self.wait_ready(120)
+
+    def _taskmanager_count(self) -> int:
+        """The TaskManagers to start: the configured number, else one per subtask; rescaled, one per subtask."""
+        if self.config.taskmanagers is not None and self.rescales == 0:
+            return self.config.taskmanagers
+        return self.parallelism
 
     def _jm_status(self) -> dict[str, Any]:
         return self.read_status("jobmanager")
@@ -230,13 +254,15 @@ class ClusterDeployment(WorkerProcesses):
                 "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "taskmanager_counters": counters,
                 "taskmanagers": sum(1 for p in self._procs.values() if p.role == "taskmanager"),
-                "restarts": self.restarts, "upgrades": self.upgrades, "state": st.get("state"), "attempt": st.get("attempt"),
+                "restarts": self.restarts, "upgrades": self.upgrades, "rescales": self.rescales,
+                "parallelism": self.parallelism, "state": st.get("state"), "attempt": st.get("attempt"),
                 "checkpoints": {"completed": ck.get("completed", 0), "failed": ck.get("failed", 0),
                                 "duration_ms_p50": pct(durations, 0.5), "duration_ms_p99": pct(durations, 0.99),
                                 "alignment_ms_p50": pct(alignment, 0.5), "alignment_ms_p99": pct(alignment, 0.99),
                                 "alignment_ms_max": alignment[-1] if alignment else None,
                                 "restores": ck.get("restores", 0), "restored_from": ck.get("restored_from", []),
-                                "failures": ck.get("failures", [])}}
+                                "failures": ck.get("failures", []),
+                                "rescaled": ck.get("rescaled", [])}}
 
     def _start_worker(self, name: str) -> None:
         """Restart a TaskManager under the same name (the fault injector's heal after a kill)."""

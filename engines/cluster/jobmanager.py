@@ -36,6 +36,21 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
+def checkpoint_parallelism(handles: dict[str, str]) -> int:
+    """The parallelism a checkpoint was taken at: the number of subtasks of its first vertex."""
+    return sum(1 for name in handles if name.startswith("v0-"))
+
+
+def restore_handles(handles: dict[str, str], vertex: int, subtask: int, parallelism: int) -> list[m.StateHandle]:
+    """The state subtask ``subtask`` of ``vertex`` restores at ``parallelism``: its own at the checkpoint's
+    parallelism; rescaled, every subtask's of the vertex (it keeps what it now owns: key groups, partitions,
+    and the sink logs it inherits)."""
+    own = [(int(name.split("-")[1]), path) for name, path in handles.items() if name.startswith(f"v{vertex}-")]
+    if checkpoint_parallelism(handles) == parallelism:
+        own = [(s, path) for s, path in own if s == subtask]
+    return [m.StateHandle(s, path) for s, path in sorted(own)]
+
+
 @dataclass(frozen=True)
 class JMConfig:
     job: str
@@ -93,7 +108,8 @@ class JobManager:
         self.pending: PendingCheckpoint | None = None
         self.completed: list[int] = []
         self.stats: dict[str, Any] = {"completed": 0, "failed": 0, "durations_ms": [], "alignment_ms": [],
-                                      "state_bytes": [], "restores": 0, "restored_from": [], "failures": []}
+                                      "state_bytes": [], "restores": 0, "restored_from": [], "failures": [],
+                                      "rescaled": []}
         self.port = 0
         self.failover_lock = asyncio.Lock()
         self.wake = asyncio.Event()
@@ -238,6 +254,11 @@ class JobManager:
         checkpoint_id, handles = self.latest_checkpoint()
         if checkpoint_id is not None:
             self.stats["restored_from"].append(checkpoint_id)
+            taken_at = checkpoint_parallelism(handles)
+            if taken_at != p:
+                log(f"rescaling from checkpoint {checkpoint_id} at parallelism {taken_at} to {p}: "
+                    f"key groups and partitions reassigned")
+                self.stats["rescaled"].append({"checkpoint": checkpoint_id, "from": taken_at, "to": p})
         self.running_acks = set()
         self.state = "DEPLOYING"
         per_tm: dict[str, list[m.TaskDeployment]] = {}
@@ -250,7 +271,7 @@ class JobManager:
                 td = m.TaskDeployment(
                     vertex=v.index, subtask=s, parallelism=p, n_inputs=0 if v.is_source else p, outputs=outputs,
                     partitions=[q for q in range(self.cfg.partitions) if q % p == s] if v.is_source else [],
-                    state_path=handles.get(f"v{v.index}-{s}"))
+                    state=restore_handles(handles, v.index, s, p))
                 per_tm.setdefault(self.placement[s], []).append(td)
         log(f"deploying attempt {self.attempt} from checkpoint {checkpoint_id}: {self.placement}")
         for tm_id, tasks in per_tm.items():

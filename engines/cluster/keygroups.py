@@ -58,3 +58,10 @@ def key_group_range(subtask: int, parallelism: int, max_parallelism: int = MAX_P
 
 def subtask_for_key(key: str, parallelism: int, max_parallelism: int = MAX_PARALLELISM) -> int:
     return operator_index(key_group(key, max_parallelism), parallelism, max_parallelism)
+
+
+def inherited_sinks(restored_from: set[int], subtask: int, parallelism: int) -> set[int]:
+    """The sink subtasks of a checkpoint that subtask ``subtask`` of ``parallelism`` takes over, besides its own:
+    those a scale-down leaves without a successor of their index (subtask ``j >= parallelism`` goes to
+    ``j % parallelism``), so their write-ahead logs are committed and their transactional ids fenced."""
+    return {j for j in restored_from if j >= parallelism and j % parallelism == subtask}

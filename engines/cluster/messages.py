@@ -50,6 +50,13 @@ class Channel(Msg):
     port: int
 
 
+class StateHandle(Msg):
+    """One subtask's state in a completed checkpoint."""
+
+    subtask: int                        # the subtask that wrote it (at the checkpoint's parallelism)
+    path: str
+
+
 class TaskDeployment(Msg):
     vertex: int
     subtask: int
@@ -57,7 +64,9 @@ class TaskDeployment(Msg):
     n_inputs: int                       # upstream subtasks feeding this one (0 for a source)
     outputs: list[Channel]              # downstream subtasks (hash-partitioned by key group), empty at a sink
     partitions: list[int]               # source partitions this subtask reads
-    state_path: str | None              # checkpoint state to restore from, or None
+    state: list[StateHandle]            # checkpoint state to restore from (none: a fresh start); at the
+                                        # checkpoint's own parallelism the subtask's own, rescaled every
+                                        # subtask's of the vertex (each keeps its key groups and partitions)
 
 
 class Deploy(Msg):

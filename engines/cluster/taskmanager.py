@@ -39,7 +39,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from engines.cluster import messages as m
 from engines.cluster.aligner import BarrierAligner
 from engines.cluster.graph import Vertex, job_graph, late_topic_of, time_field
-from engines.cluster.keygroups import key_group, subtask_for_key
+from engines.cluster.keygroups import inherited_sinks, key_group, operator_index, subtask_for_key
 from engines.cluster.sink import SinkFencedError, SinkState, WriteAheadSink
 from engines.cluster.watermarks import SourceWatermarks, WatermarkUpdate, WatermarkValve
 from engines.cluster.windows import LateRecord, WindowOperator
@@ -271,27 +271,50 @@ class Subtask:
         return SourceWatermarks(self.td.partitions, strategy.ms, self.cfg.idle_timeout_ms)
 
     # -- setup and teardown --
-    def _restore(self) -> SinkState | None:
-        if self.td.state_path is None:
-            return None
-        snap = msgspec.msgpack.decode(Path(self.td.state_path).read_bytes())
-        self.offsets = {int(p): o for p, o in snap.get("offsets", {}).items()}
-        for _group, keys in snap.get("keyed", {}).items():
-            self.state.update(keys)
-        for index, window_snap in snap.get("windows", {}).items():
-            self.windows[int(index)].restore(window_snap)
-        sink = snap.get("sink")
-        return msgspec.msgpack.decode(sink, type=SinkState) if sink else None
+    def _restore(self) -> dict[int, SinkState]:
+        """Restore from the deployment's state handles what this subtask owns at its parallelism: the offsets of
+        its partitions, the key groups in its range (keyed and window state; the windows' watermark is the
+        lowest restored), and the sink states by the subtask that wrote them."""
+        td = self.td
+        sinks: dict[int, SinkState] = {}
+        watermarks: dict[int, list[int]] = {}
+        for handle in td.state:
+            snap = msgspec.msgpack.decode(Path(handle.path).read_bytes())
+            for p, o in snap.get("offsets", {}).items():
+                if int(p) in td.partitions:
+                    self.offsets[int(p)] = o
+            for group, keys in snap.get("keyed", {}).items():
+                if operator_index(int(group), td.parallelism) == td.subtask:
+                    self.state.update(keys)
+            for index, window_snap in snap.get("windows", {}).items():
+                groups = {g: entries for g, entries in window_snap.get("groups", {}).items()
+                          if operator_index(int(g), td.parallelism) == td.subtask}
+                self.windows[int(index)].restore({"groups": groups}, merge=True)
+                if window_snap.get("watermark") is not None:
+                    watermarks.setdefault(int(index), []).append(window_snap["watermark"])
+            sink = snap.get("sink")
+            if sink:
+                sinks[handle.subtask] = msgspec.msgpack.decode(sink, type=SinkState)
+        for index, marks in watermarks.items():
+            self.windows[index].watermark = min(marks)
+        return sinks
 
     async def setup(self) -> None:
-        restored_sink = self._restore()
+        restored_sinks = self._restore()
         if self.vertex.has_sink:
-            self.sink = WriteAheadSink(
-                bootstrap=self.cfg.bootstrap, topic=self.cfg.topics["output"],
-                marker_topic=self.cfg.topics["markers"], app_id=self.cfg.app_id, sink_name="sink",
-                subtask=self.td.subtask, guarantee=self.cfg.guarantee,
-                transaction_timeout_ms=self.cfg.transaction_timeout_ms)
-            recommitted = await asyncio.get_running_loop().run_in_executor(None, self.sink.open, restored_sink)
+            loop = asyncio.get_running_loop()
+            restored_from = {h.subtask for h in self.td.state}
+            for old in sorted(inherited_sinks(restored_from, self.td.subtask, self.td.parallelism)):
+                # a subtask gone with a rescale: its zombies fenced, its completed epochs committed, by its heir
+                heir = self._sink(old)
+                try:
+                    done = await loop.run_in_executor(None, heir.open, restored_sinks.get(old))
+                finally:
+                    heir.close()
+                log(f"{self.name}: took over the sink of subtask {old} at the old parallelism "
+                    f"(re-committed {done} records)")
+            self.sink = self._sink(self.td.subtask)
+            recommitted = await loop.run_in_executor(None, self.sink.open, restored_sinks.get(self.td.subtask))
             if recommitted:
                 log(f"{self.name}: re-committed {recommitted} records of completed checkpoints on restore")
         else:
@@ -309,6 +332,12 @@ class Subtask:
             if self.cfg.bounded:
                 self.ends = {p: self.consumer.get_watermark_offsets(
                     TopicPartition(self.cfg.topics["input"], p), timeout=30)[1] for p in self.td.partitions}
+
+    def _sink(self, subtask: int) -> WriteAheadSink:
+        return WriteAheadSink(
+            bootstrap=self.cfg.bootstrap, topic=self.cfg.topics["output"], marker_topic=self.cfg.topics["markers"],
+            app_id=self.cfg.app_id, sink_name="sink", subtask=subtask, guarantee=self.cfg.guarantee,
+            transaction_timeout_ms=self.cfg.transaction_timeout_ms)
 
     def close(self) -> None:
         if self.consumer is not None:

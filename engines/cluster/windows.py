@@ -147,10 +147,13 @@ class WindowOperator:
             groups.setdefault(str(key_group(key)), []).append([key, start, start + self.size_ms, state])
         return {"watermark": self.watermark, "groups": groups}
 
-    def restore(self, snap: dict[str, Any]) -> None:
-        """Replace the operator's state with :meth:`snapshot` output: its windows and its watermark."""
-        self.watermark = snap.get("watermark")
-        self.windows, self._timers, self._times = {}, {}, []
+    def restore(self, snap: dict[str, Any], merge: bool = False) -> None:
+        """Replace the operator's state with :meth:`snapshot` output: its windows and its watermark. With
+        ``merge``, add the snapshot's windows to those restored so far and leave the watermark alone (a rescaled
+        restore reads several subtasks' snapshots and sets the watermark itself)."""
+        if not merge:
+            self.watermark = snap.get("watermark")
+            self.windows, self._timers, self._times = {}, {}, []
         for entries in snap.get("groups", {}).values():
             for key, start, _end, state in entries:
                 self.windows[(key, start)] = state

@@ -58,7 +58,7 @@ def windowed_subtask(tm: FakeTM, state_path: str | None = None) -> tuple[Subtask
     """The real sink subtask of the windowed job on the stand-in TaskManager, and the stand-in sink it writes to."""
     vertex = job_graph(tm.pipeline)[1]
     td = m.TaskDeployment(vertex=1, subtask=0, parallelism=1, n_inputs=2, outputs=[], partitions=[],
-                          state_path=state_path)
+                          state=[] if state_path is None else [m.StateHandle(0, state_path)])
     st = Subtask(cast(TaskManager, tm), 0, td, vertex, last_vertex=1)  # the stand-ins have what a Subtask uses
     st._restore()  # what setup() does before it opens the (here: fake) sink
     sink = FakeSink()
