@@ -34,7 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.flink import build
 from engines.flink.rest import Rest, RestUnavailable, checkpoint_facts, restart_facts, tasks_not_running
-from harness.api import NETWORK_FAULTS, PROCESS_FAULTS, DeploySpec, Guarantee, Prerequisite, RunRequest
+from harness.api import (
+    LIFE_CYCLE_FAULTS,
+    NETWORK_FAULTS,
+    PROCESS_FAULTS,
+    DeploySpec,
+    Guarantee,
+    Prerequisite,
+    RunRequest,
+)
 from harness.api.deployment import WorkerProcesses, config_problems, options_of, parse_engine_config
 from harness.api.groups import (
     CATALOGUE,
@@ -160,7 +168,7 @@ class FlinkEngine:
     roles = frozenset({"jobmanager", "taskmanager"})
     worker_roles = frozenset({"taskmanager"})
     bounded_jobs = True
-    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | frozenset({"upgrade"})
+    fault_kinds = PROCESS_FAULTS | NETWORK_FAULTS | LIFE_CYCLE_FAULTS
     jobs = frozenset(f"{CATALOGUE}:{j}" for j in JOB_TOPICS)
     options = options_of(FlinkConfig)
     late_side_output = True
@@ -219,6 +227,7 @@ class FlinkDeployment(WorkerProcesses):
         self._admin = admin(spec.bootstrap)
         self._queries = coordinator_queries(spec.bootstrap)
         self.taskmanager_names = [f"taskmanager-{i}" for i in range(self.config.taskmanagers or spec.parallelism)]
+        self.parallelism, self.rescales = spec.parallelism, 0
         self._write_configuration()
         self._jvm = {role: build.resource_params(self.build, self.conf_dir, role)
                      for role in ("jobmanager", "taskmanager")}
@@ -281,13 +290,14 @@ class FlinkDeployment(WorkerProcesses):
             return False, str(e)
         return True, f"Flink {overview.get('flink-version')}"
 
-    def _taskmanagers_registered(self) -> tuple[bool, str]:
+    def _taskmanagers_registered(self, exactly: bool = False) -> tuple[bool, str]:
+        """Every TaskManager registered (``exactly``: and no stopped one is registered any more)."""
         try:
             overview = self.rest.get("/overview")
         except RestUnavailable as e:
             return False, str(e)
-        n = int(overview.get("taskmanagers", 0))
-        return n >= len(self.taskmanager_names), f"{n} of {len(self.taskmanager_names)} TaskManagers registered"
+        n, want = int(overview.get("taskmanagers", 0)), len(self.taskmanager_names)
+        return (n == want if exactly else n >= want), f"{n} of {want} TaskManagers registered"
 
     def _submit(self, savepoint: str | None = None) -> None:
         """Submit the job with the job client (a short-lived JVM) and keep its job id; from ``savepoint``
@@ -297,7 +307,7 @@ class FlinkDeployment(WorkerProcesses):
             flink_config = {**flink_config, "execution.savepoint.path": savepoint}
         cfg = {"rest_host": self.host, "rest_port": self.rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
                "bootstrap": self.spec.bootstrap, "topics": self.spec.topics, "group_id": self.app_id,
-               "transactional_id_prefix": self.app_id, "parallelism": self.spec.parallelism,
+               "transactional_id_prefix": self.app_id, "parallelism": self.parallelism,
                "idle_timeout_ms": self.config.idle_timeout_ms or 0,
                "transaction_timeout_ms": self.config.transaction_timeout_ms, "bounded": self.spec.bounded,
                "flink_config": flink_config, "status_path": str(self.status_path("submit"))}
@@ -333,6 +343,33 @@ class FlinkDeployment(WorkerProcesses):
     def upgrade(self) -> None:
         """Flink's upgrade of a job: stop it with a savepoint (``POST /jobs/:id/stop``), then submit it again
         from the savepoint to the same session cluster."""
+        savepoint = self._stop_with_savepoint()
+        self.upgrades += 1
+        self._submit(savepoint=savepoint)
+        self.wait_for(self.ready, 120, "the upgraded Flink job to run", interval_s=0.2)
+
+    def scale(self, to: int) -> None:
+        """Flink's rescaling of a job: stop it with a savepoint, start or stop TaskManagers so that their slots
+        are ``to``, then submit it again from the savepoint at parallelism ``to`` (Flink reassigns the key
+        groups and the source's splits; the KafkaSink aborts the transactions of the subtasks that are gone)."""
+        savepoint = self._stop_with_savepoint()
+        self.rescales += 1
+        self.parallelism = to
+        want = -(-to // (self.config.slots_per_taskmanager or 1))
+        leaving = self.taskmanager_names[want:]
+        self._stop_together([self._procs.pop(n) for n in leaving])
+        self.taskmanager_names = self.taskmanager_names[:want]
+        for i in range(len(self.taskmanager_names), want):
+            self.taskmanager_names.append(f"taskmanager-{i}")
+            self._start(f"taskmanager-{i}", "taskmanager")
+        self.wait_for(lambda: self._taskmanagers_registered(exactly=True), 120,
+                      f"{want} TaskManagers registered", interval_s=0.2)
+        self._submit(savepoint=savepoint)
+        self.wait_for(self.ready, 120, "the rescaled Flink job to run", interval_s=0.2)
+
+    def _stop_with_savepoint(self) -> str:
+        """Stop the job with a savepoint (``POST /jobs/:id/stop``) and wait until it has ended: the savepoint's
+        location."""
         trigger = self.rest.call("POST", f"/jobs/{self.job_id}/stop",
                                  {"targetDirectory": (self.dir / "savepoints").resolve().as_uri(), "drain": False})
         request = trigger["request-id"]
@@ -354,9 +391,7 @@ class FlinkDeployment(WorkerProcesses):
         old = self.job_id
         self.wait_for(lambda: (self.rest.get(f"/jobs/{old}").get("state") in TERMINAL_STATES, "stopping"), 60,
                       "the stopped job to finish", interval_s=0.2)
-        self.upgrades += 1
-        self._submit(savepoint=operation["location"])
-        self.wait_for(self.ready, 120, "the upgraded Flink job to run", interval_s=0.2)
+        return str(operation["location"])
 
     # -- Deployment --------------------------------------------------------------------------------------
     def job_details(self) -> dict[str, Any]:
@@ -501,7 +536,8 @@ class FlinkDeployment(WorkerProcesses):
                 "flink": facts, "version": {"flink": build.flink_version(self.build),
                                             "flink-connector-kafka": build.connector_version(self.build)},
                 "config": {**self.config.model_dump(), "flink_configuration_in_force": self.configuration()},
-                "taskmanagers": len(self.taskmanager_names), "restarts": self.restarts, "upgrades": self.upgrades}
+                "taskmanagers": len(self.taskmanager_names), "restarts": self.restarts, "upgrades": self.upgrades,
+                "rescales": self.rescales, "parallelism": self.parallelism}
 
 
 def _num(value: Any) -> str:
