@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.cluster.graph import event_time_problems
+from engines.cluster.ha import read_lease
 from harness.api import (
     LIFE_CYCLE_FAULTS,
     NETWORK_FAULTS,
@@ -55,6 +56,10 @@ class ClusterConfig(BaseModel):
     transaction_timeout_ms: int = Field(60_000, ge=1000, description="the sink producer's transaction.timeout.ms")
     idle_timeout_ms: int | None = Field(5000, ge=1, description="WatermarkStrategy.withIdleness; None: never idle")
     watermark_interval_ms: int = Field(200, ge=1, description="pipeline.auto-watermark-interval")
+    high_availability: bool = Field(False, description="high-availability.type: a standby JobManager and leader "
+                                                       "election by a lease under the run directory")
+    lease_timeout_ms: int = Field(5000, ge=500, description="high-availability lease: a leader that has not "
+                                                            "renewed it this long is replaced")
 
 def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     return parse_engine_config(ClusterConfig, raw, "cluster")
@@ -90,10 +95,8 @@ class ClusterEngine:
     conforms_to = None  # a reference engine
 
     def unsupported(self, kind: str, role: str) -> str | None:
-        """Why a fault cannot be aimed at ``role``, or None when it can."""
-        if role == "jobmanager":
-            return (f"a {kind} of the jobmanager needs JobManager failover (high availability), "
-                    f"which the cluster engine does not have")
+        """Why a fault cannot be aimed at ``role``, or None when it can (a JobManager fault needs high
+        availability, which :meth:`problems` checks in the run's options)."""
         return None
 
     def process_count(self, role: str, request: RunRequest) -> int | None:
@@ -101,6 +104,10 @@ class ClusterEngine:
 
     def problems(self, request: RunRequest) -> list[str]:
         out = config_problems(ClusterConfig, request.options, self.name)
+        if not out and not ClusterConfig(**request.options).high_availability:
+            out += [f"faults[{i}]: a {f.kind} of the jobmanager needs JobManager failover: set "
+                    f"engine_config.cluster.high_availability: true (a standby JobManager)"
+                    for i, f in enumerate(request.faults) if f.role == "jobmanager"]
         pipeline = load_job(request.job)
         if request.bounded and pipeline.source_op.timestamps is not None:
             out.append(f"job {request.job}: a bounded job on event time needs a final watermark at the end of "
@@ -141,31 +148,53 @@ class ClusterDeployment(WorkerProcesses):
                       config={"cleanup.policy": "compact"})
         self.checkpoint_dir = self.dir / "checkpoints"
         self.parallelism, self.rescales = spec.parallelism, 0
-        self._start_jobmanager()
-        self.jm_port = self._wait_jm_port()
+        #: high availability: two JobManagers electing a leader by a lease in ``ha_dir``
+        self.ha_dir = self.dir / "ha" if self.config.high_availability else None
+        self.jm_names = ["jobmanager-0", "jobmanager-1"] if self.ha_dir is not None else ["jobmanager"]
+        self.jm_port = self._start_jobmanagers()
         for i in range(self._taskmanager_count()):
             self._start_taskmanager(f"taskmanager-{i}")
 
     # -- processes ----------------------------------------------------------------------------------
-    def _start_jobmanager(self) -> None:
-        cfg = {"job": self.spec.job, "parallelism": self.parallelism, "partitions": self.spec.partitions,
-               "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path("jobmanager")),
+    def _start_jobmanager(self, name: str) -> None:
+        cfg = {"name": name, "ha_dir": str(self.ha_dir) if self.ha_dir is not None else None,
+               "lease_timeout_ms": self.config.lease_timeout_ms, "job": self.spec.job, "parallelism": self.parallelism, "partitions": self.spec.partitions,
+               "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path(name)),
                "checkpoint_interval_ms": self.config.checkpoint_interval_ms,
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,
                "heartbeat_timeout_ms": self.config.heartbeat_timeout_ms,
                "restart_delay_ms": self.config.restart_delay_ms,
                "taskmanagers": self._taskmanager_count(), "host": self.host,
                "bounded": self.spec.bounded}
-        self.spawn("jobmanager", "jobmanager", cfg, module="engines.cluster.jobmanager")
+        self.spawn(name, "jobmanager", cfg, module="engines.cluster.jobmanager")
+
+    def _start_jobmanagers(self) -> int:
+        """Start the JobManager (highly available: the first, and once it leads the standby): its port."""
+        self._start_jobmanager(self.jm_names[0])
+        port = self._wait_jm_port()
+        for name in self.jm_names[1:]:
+            self._start_jobmanager(name)
+        return port
 
     def _wait_jm_port(self, timeout_s: float = 60.0) -> int:
-        self.wait_for(lambda: (bool(self._jm_status().get("port")), "no port yet"), timeout_s,
-                      "the jobmanager to listen", interval_s=0.05)
+        """The leading JobManager's port, once it listens (and, highly available, holds the lease)."""
+        def up() -> tuple[bool, str]:
+            st = self._jm_status()
+            return bool(st.get("port")) and st.get("role", "leader") == "leader", f"{st.get('role')}, no port yet"
+        self.wait_for(up, timeout_s, "the jobmanager to listen and lead", interval_s=0.05)
         return int(self._jm_status()["port"])
+
+    def leading(self, role: str) -> str | None:
+        """The JobManager that holds the lease (a fault on the jobmanager role hits it), None without HA."""
+        if role != "jobmanager" or self.ha_dir is None:
+            return None
+        lease = read_lease(self.ha_dir)
+        return str(lease["holder"]) if lease and not lease.get("released") else None
 
     def _start_taskmanager(self, name: str) -> None:
         data_host = self.network.add_worker(name).address if self.network is not None else "127.0.0.1"
         cfg = {"tm_id": name, "jm_host": self.host, "jm_port": self.jm_port, "data_host": data_host,
+               "ha_dir": str(self.ha_dir) if self.ha_dir is not None else None,
                "bounded": self.spec.bounded,
                "slots": self.config.slots_per_taskmanager, "job": self.spec.job,
                "bootstrap": self.spec.bootstrap, "topics": self.topics, "guarantee": self.spec.guarantee.value,
@@ -195,19 +224,22 @@ class ClusterDeployment(WorkerProcesses):
         self._redeploy(to)
 
     def _redeploy(self, parallelism: int) -> None:
-        jm = self._procs["jobmanager"]
+        leader = self.leading("jobmanager") or self.jm_names[0]
+        # a standby would take the job over from a leader that stops: it stops first
+        self._stop_together([self._procs[n] for n in self.jm_names if n != leader and n in self._procs])
+        jm = self._procs[leader]
         jm.send(signal.SIGUSR1)
         if not jm.wait(self.config.checkpoint_timeout_ms / 1000 * 3 + 30):
             msg = "cluster: the JobManager did not stop with a savepoint in time"
             raise ProcessError(msg)
-        self._stop_together([p for n, p in self._procs.items() if n != "jobmanager"])
+        self._stop_together([p for n, p in self._procs.items() if n not in self.jm_names])
         SUPERVISOR.forget(jm)
         self.upgrades += parallelism == self.parallelism
         self.parallelism = parallelism
-        self.status_path("jobmanager").unlink(missing_ok=True)  # the new JobManager's port, not the old one's
+        for name in self.jm_names:  # the new JobManagers' ports, not the old ones'
+            self.status_path(name).unlink(missing_ok=True)
         self._procs.clear()
-        self._start_jobmanager()
-        self.jm_port = self._wait_jm_port()
+        self.jm_port = self._start_jobmanagers()
         for i in range(self._taskmanager_count()):
             self._start_taskmanager(f"taskmanager-{i}")
         self.wait_ready(120)
@@ -219,7 +251,8 @@ class ClusterDeployment(WorkerProcesses):
         return self.parallelism
 
     def _jm_status(self) -> dict[str, Any]:
-        return self.read_status("jobmanager")
+        """The leading JobManager's status (highly available: the lease holder's, else the first's)."""
+        return self.read_status(self.leading("jobmanager") or self.jm_names[0])
 
     # -- Deployment ------------------------------------------------------------------------------------
 
@@ -247,6 +280,10 @@ class ClusterDeployment(WorkerProcesses):
                  "checkpoint duration p50 / p99 ms": f"{_ms(pct(durations, 0.5))} / {_ms(pct(durations, 0.99))}",
                  "alignment p50 / p99 ms": f"{_ms(pct(alignment, 0.5))} / {_ms(pct(alignment, 0.99))}",
                  "global rollbacks": ck.get("restores", 0)}
+        lease = read_lease(self.ha_dir) if self.ha_dir is not None else {}
+        if lease:
+            facts["JobManager takeovers (lease run out)"] = lease.get("takeovers", 0)
+            facts["leading JobManager"] = f"{lease.get('holder')} (epoch {lease.get('epoch')})"
         return {"engine": "cluster", "application_id": self.app_id, "version": reference_versions(),
                 "config": self.config.model_dump(),
                 "facts": facts, "fenced": fenced,
@@ -254,6 +291,7 @@ class ClusterDeployment(WorkerProcesses):
                 "late_records": sum(c.get("late_records", 0) for c in counters.values()),
                 "taskmanager_counters": counters,
                 "taskmanagers": sum(1 for p in self._procs.values() if p.role == "taskmanager"),
+                "high_availability": {k: lease.get(k) for k in ("holder", "epoch", "takeovers")} if lease else None,
                 "restarts": self.restarts, "upgrades": self.upgrades, "rescales": self.rescales,
                 "parallelism": self.parallelism, "state": st.get("state"), "attempt": st.get("attempt"),
                 "checkpoints": {"completed": ck.get("completed", 0), "failed": ck.get("failed", 0),
@@ -265,8 +303,12 @@ class ClusterDeployment(WorkerProcesses):
                                 "rescaled": ck.get("rescaled", [])}}
 
     def _start_worker(self, name: str) -> None:
-        """Restart a TaskManager under the same name (the fault injector's heal after a kill)."""
-        self._start_taskmanager(name)
+        """Restart a TaskManager, or a JobManager (it comes back as the standby), under the same name (the fault
+        injector's heal after a kill)."""
+        if name in self.jm_names:
+            self._start_jobmanager(name)
+        else:
+            self._start_taskmanager(name)
 
 
 def _ms(value: float | None) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 from engines.cluster import messages as m
 from engines.cluster.graph import job_graph
+from engines.cluster.ha import LeaseLost, LeaseStore
 from harness.api import load_job
 
 RETAINED_CHECKPOINTS = 3
@@ -66,6 +67,9 @@ class JMConfig:
     host: str = "127.0.0.1"               # where it listens for TaskManagers (a network run: the bridge)
     bounded: bool = False                 # once every source is at its end: a final checkpoint, then FINISHED
     initial_wait_ms: int = 30_000
+    name: str = "jobmanager"
+    ha_dir: str | None = None             # high availability: the lease and job record there; None: no standby
+    lease_timeout_ms: int = 5000          # a leader that has not renewed its lease this long is replaced
 
     @classmethod
     def load(cls, path: str) -> JMConfig:
@@ -111,6 +115,11 @@ class JobManager:
                                       "state_bytes": [], "restores": 0, "restored_from": [], "failures": [],
                                       "rescaled": []}
         self.port = 0
+        self.first_deploy = True
+        self.lease = LeaseStore(cfg.ha_dir, cfg.name, cfg.lease_timeout_ms / 1000) if cfg.ha_dir else None
+        self.role = "leader" if self.lease is None else "standby"
+        self.stop = asyncio.Event()
+        self.exit_code = 0
         self.failover_lock = asyncio.Lock()
         self.wake = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
@@ -123,7 +132,8 @@ class JobManager:
 
     # -- status for the deployer --------------------------------------------------------------------
     def write_status(self) -> None:
-        status = {"state": self.state, "attempt": self.attempt, "port": self.port,
+        status = {"state": self.state, "attempt": self.attempt, "port": self.port, "role": self.role,
+                  "epoch": self.lease.epoch if self.lease is not None else None,
                   "taskmanagers": {t.tm_id: {"slots": t.slots, "port": t.port} for t in self.tms.values()},
                   "placement": self.placement, "checkpoints": self.stats,
                   "latest_checkpoint": self.completed[-1] if self.completed else None, "times": self.times}
@@ -224,16 +234,27 @@ class JobManager:
         return placement
 
     def latest_checkpoint(self) -> tuple[int | None, dict[str, str]]:
+        """The latest completed checkpoint and its state handles: with high availability the one the job
+        record points to (its leaders move the pointer only while they hold the lease), else the newest whose
+        metadata is in place."""
         root = Path(self.cfg.checkpoint_dir)
-        done = sorted((int(p.name[4:]) for p in root.glob("chk-*") if (p / "_metadata").exists()), reverse=True)
-        if not done:
-            return None, {}
-        meta = json.loads((root / f"chk-{done[0]}" / "_metadata").read_text())
-        return done[0], meta["handles"]
+        pointer = self.lease.job().get("checkpoint") if self.lease is not None else None
+        if pointer is None:
+            done = self._on_disk()
+            if not done:
+                return None, {}
+            pointer = done[0]
+        meta = json.loads((root / f"chk-{pointer}" / "_metadata").read_text())
+        return int(pointer), meta["handles"]
+
+    def _on_disk(self) -> list[int]:
+        """Checkpoint ids whose metadata is written, newest first."""
+        root = Path(self.cfg.checkpoint_dir)
+        return sorted((int(p.name[4:]) for p in root.glob("chk-*") if (p / "_metadata").exists()), reverse=True)
 
     async def deploy(self) -> None:
         p = self.cfg.parallelism
-        if self.attempt == 0:  # spread the first deployment over every TaskManager started with the job
+        if self.first_deploy:  # spread the first deployment over every TaskManager started with the job
             deadline = time.monotonic() + self.cfg.initial_wait_ms / 1000
             while len(self.tms) < self.cfg.taskmanagers and time.monotonic() < deadline:
                 self.wake.clear()
@@ -248,6 +269,7 @@ class JobManager:
                 await asyncio.wait_for(self.wake.wait(), 1.0)
             except TimeoutError:
                 pass
+        self.first_deploy = False
         self.placement = self.place()
         self.ended = set()
         self.times.setdefault("deployed", time.time())
@@ -274,6 +296,8 @@ class JobManager:
                     state=restore_handles(handles, v.index, s, p))
                 per_tm.setdefault(self.placement[s], []).append(td)
         log(f"deploying attempt {self.attempt} from checkpoint {checkpoint_id}: {self.placement}")
+        if not self._record(attempt=self.attempt):
+            return
         for tm_id, tasks in per_tm.items():
             await self.broadcast(m.Deploy(self.attempt, checkpoint_id, tasks), {tm_id})
         self.write_status()
@@ -358,6 +382,7 @@ class JobManager:
             return  # restarted meanwhile: its sources report their end again
         await asyncio.sleep(0)  # the completion's notifications are out (on_ack broadcast them)
         self.state = "FINISHED"
+        self._record(state="FINISHED")
         self.times["finished"] = time.time()
         self.stats["final_checkpoint"] = final
         log(f"final checkpoint {final} complete: FINISHED")
@@ -377,6 +402,8 @@ class JobManager:
         tmp = root / "_metadata.tmp"
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, root / "_metadata")  # complete once its metadata is durably in place
+        if not self._record(checkpoint=pc.checkpoint_id):  # and, highly available, once the job points to it
+            return
         self.pending = None
         self.completed.append(pc.checkpoint_id)
         self.stats["completed"] += 1
@@ -403,36 +430,94 @@ class JobManager:
             self.write_status()
             await asyncio.sleep(0.5)
 
-    async def main(self) -> None:
+    def _record(self, **changes: Any) -> bool:
+        """Write to the job record as its leader (nothing to do without high availability); False, and the
+        JobManager stepping down, when the lease has gone to another JobManager meanwhile."""
+        if self.lease is None:
+            return True
+        try:
+            self.lease.update_job(**changes)
+        except LeaseLost as e:
+            self.step_down(str(e))
+            return False
+        return True
+
+    def step_down(self, why: str) -> None:
+        """Leadership lost (paused or cut off past the lease): stop at once, touching nothing more."""
+        if self.role != "leader":
+            return
+        log(f"lost leadership: {why}; exiting")
+        self.role, self.state, self.exit_code = "deposed", "STOPPED", 3
+        self.pending = None
+        self.stop.set()
+
+    async def lease_loop(self) -> None:
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(self.cfg.lease_timeout_ms / 1000 / 5)
+            try:
+                self.lease.renew()
+            except LeaseLost as e:
+                self.step_down(str(e))
+                return
+
+    async def elect(self) -> bool:
+        """As a standby, wait until the lease is ours; False when stopped first."""
+        assert self.lease is not None
+        log(f"{self.cfg.name}: standby, waiting for the lease")
+        while not self.stop.is_set():
+            if self.lease.try_acquire(self.cfg.host, self.port):
+                job = self.lease.job()
+                self.role = "leader"
+                self.attempt = int(job.get("attempt", -1)) + 1  # the TaskManagers accept only newer attempts
+                self.next_checkpoint = max([*self._on_disk()[:1], int(job.get("checkpoint") or 0)]) + 1
+                log(f"{self.cfg.name}: leader (epoch {self.lease.epoch}); the job record: {job}")
+                if job.get("state") == "FINISHED":
+                    self.state = "FINISHED"
+                return True
+            self.write_status()
+            try:
+                await asyncio.wait_for(self.stop.wait(), 0.2)
+            except TimeoutError:
+                pass
+        return False
+
+    async def main(self) -> int:
         Path(self.cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        latest, _ = self.latest_checkpoint()
-        self.next_checkpoint = (latest or 0) + 1  # a JobManager started again on a savepoint numbers on from it
+        self.next_checkpoint = (self._on_disk() or [0])[0] + 1  # started again on a savepoint: numbering on from it
         server = await asyncio.start_server(self.on_connection, self.cfg.host, 0)
         self.port = server.sockets[0].getsockname()[1]
         self.write_status()
-        log(f"jobmanager on port {self.port}; job {self.cfg.job}, parallelism {self.cfg.parallelism}")
-        stop = asyncio.Event()
+        log(f"{self.cfg.name} on port {self.port}; job {self.cfg.job}, parallelism {self.cfg.parallelism}")
+        stop = self.stop
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGUSR1, lambda: self._spawn(self.stop_with_savepoint(stop)))
-        background = [asyncio.create_task(c) for c in (self.heartbeat_monitor(), self.checkpoint_loop(),
-                                                       self.status_loop())]
-        await self.deploy()
-        await stop.wait()
+        background = [asyncio.create_task(self.status_loop())]
+        if self.lease is None or await self.elect():
+            if self.lease is not None:
+                background.append(asyncio.create_task(self.lease_loop()))
+            background += [asyncio.create_task(c) for c in (self.heartbeat_monitor(), self.checkpoint_loop())]
+            if self.state != "FINISHED":
+                await self.deploy()
+            await stop.wait()
         log("stopping: cancelling the job")
         if self.state != "FINISHED":  # a bounded job that finished stays FINISHED
             self.state = "STOPPED"
-        await self.broadcast(m.Cancel(self.attempt))
+        if self.role == "leader":
+            await self.broadcast(m.Cancel(self.attempt))
+            if self.lease is not None:
+                self.lease.release()
         for t in background:
             t.cancel()
         self.write_status()
         server.close()
+        return self.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    asyncio.run(JobManager(JMConfig.load(args[0])).main())
-    return 0
+    return asyncio.run(JobManager(JMConfig.load(args[0])).main())
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from engines.cluster import messages as m
 from engines.cluster.aligner import BarrierAligner
 from engines.cluster.graph import Vertex, job_graph, late_topic_of, time_field
+from engines.cluster.ha import read_lease
 from engines.cluster.keygroups import inherited_sinks, key_group, operator_index, subtask_for_key
 from engines.cluster.sink import SinkFencedError, SinkState, WriteAheadSink
 from engines.cluster.watermarks import SourceWatermarks, WatermarkUpdate, WatermarkValve
@@ -74,6 +75,7 @@ class TMConfig:
     status_path: str = ""
     data_host: str = "127.0.0.1"         # where its data plane listens, as other TaskManagers reach it
     bounded: bool = False                # sources read to the end offsets taken at their start, then report
+    ha_dir: str | None = None            # high availability: follow the leader the lease there names
 
     @classmethod
     def load(cls, path: str) -> TMConfig:
@@ -552,6 +554,7 @@ class TaskManager:
         self.jm_writer: asyncio.StreamWriter | None = None
         self.data_port = 0
         self.stopping = asyncio.Event()
+        self.jm_registered = False
         self.counters = {"deployments": 0, "disconnected": 0, "fenced_commits": 0, "failed_commits": 0,
                          "late_records": 0}
         self._load_counters()
@@ -677,18 +680,45 @@ class TaskManager:
             await self.to_jm(m.Heartbeat(self.cfg.tm_id, self.incarnation))
             await asyncio.sleep(self.cfg.heartbeat_interval_ms / 1000)
 
+    async def _leader(self) -> tuple[str, int, int | None]:
+        """Where the JobManager is: the configured address, or (high availability) the lease holder's, waited
+        for while there is none: (host, port, its epoch)."""
+        if self.cfg.ha_dir is None:
+            return self.cfg.jm_host, self.cfg.jm_port, None
+        while True:
+            lease = read_lease(self.cfg.ha_dir)
+            if lease and not lease.get("released"):
+                return str(lease["host"]), int(lease["port"]), int(lease["epoch"])
+            await asyncio.sleep(0.1)
+
+    async def _follow_lease(self, epoch: int, writer: asyncio.StreamWriter) -> None:
+        """End the session when the lease names another leader (ours is gone, maybe paused: not waited for)."""
+        assert self.cfg.ha_dir is not None
+        while True:
+            await asyncio.sleep(0.25)
+            lease = read_lease(self.cfg.ha_dir)
+            if lease.get("epoch") != epoch:
+                log(f"the lease names a new leader, {lease.get('holder')} (epoch {lease.get('epoch')})")
+                writer.close()
+                return
+
     async def _session(self) -> None:
         """One registration with the JobManager, until the connection breaks."""
-        reader, self.jm_writer = await asyncio.open_connection(self.cfg.jm_host, self.cfg.jm_port)
+        host, port, epoch = await self._leader()
+        reader, self.jm_writer = await asyncio.open_connection(host, port)
         await m.send(self.jm_writer, m.Register(self.cfg.tm_id, self.incarnation, self.cfg.slots,
                                                self.cfg.data_host, self.data_port))
-        log(f"registered with the JobManager at {self.cfg.jm_host}:{self.cfg.jm_port}")
-        hb = asyncio.create_task(self._heartbeats())
+        self.jm_registered = True
+        log(f"registered with the JobManager at {host}:{port}" + (f" (leader epoch {epoch})" if epoch else ""))
+        background = [asyncio.create_task(self._heartbeats())]
+        if epoch is not None:
+            background.append(asyncio.create_task(self._follow_lease(epoch, self.jm_writer)))
         try:
             while True:
                 await self._handle(await m.recv(reader))
         finally:
-            hb.cancel()
+            for task in background:
+                task.cancel()
             self.jm_writer.close()
             self.jm_writer = None
 
@@ -704,10 +734,12 @@ class TaskManager:
             done, _ = await asyncio.wait({session, stop}, return_when=asyncio.FIRST_COMPLETED)
             if session in done:
                 err = session.exception()
-                log(f"lost the JobManager ({err!r}): cancelling all tasks")
-                self.count("disconnected")
-                await self._cancel_all()
-                self.incarnation = uuid.uuid4().hex[:8]
+                if self.subtasks or self.jm_registered:
+                    log(f"lost the JobManager ({err!r}): cancelling all tasks")
+                    self.count("disconnected")
+                    await self._cancel_all()
+                    self.incarnation = uuid.uuid4().hex[:8]
+                self.jm_registered = False  # attempts to reach a JobManager that is gone are not counted
                 await asyncio.sleep(0.2)
             else:
                 session.cancel()

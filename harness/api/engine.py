@@ -187,6 +187,15 @@ class Scalable(Protocol):
     def scale(self, to: int) -> None: ...
 
 
+@runtime_checkable
+class Leading(Protocol):
+    """Some role's processes elect a leader (JobManagers with high availability): a fault on that role with
+    the default pick hits the leader of the moment; a pick by index names one process."""
+
+    def leading(self, role: str) -> str | None:
+        """The name of the process that leads ``role`` now, None when the role has no leader."""
+
+
 #: The process faults, which every engine's worker processes take.
 PROCESS_FAULTS = frozenset({"kill", "pause", "terminate", "restart"})
 #: The network faults between workers and brokers (a NetworkPlaced deployment).

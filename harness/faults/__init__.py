@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.api import Engine, RunRequest
+from harness.api import Engine, Leading, RunRequest
 from harness.errors import CapabilityError, ConfigError
 from harness.faults import broker
 from harness.faults.clock import Clock, FakeClock, WallClock
@@ -179,6 +179,9 @@ class FaultInjector(threading.Thread):
             return "job", f"to {fault.to} workers" if fault.kind == "scale" else None
         if fault.role in self.infrastructure:
             return self.infrastructure[fault.role].pick(fault.pick, rng)
+        if (fault.pick == "random" and isinstance(self.deployment, Leading)
+                and (leader := self.deployment.leading(fault.role)) is not None):
+            return leader, "the leader"
         names = self._targets(fault.role)
         if not names:
             msg = f"no process with role {fault.role} to {fault.kind}"

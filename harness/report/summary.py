@@ -217,7 +217,7 @@ def fault_target_kind(target: str) -> str:
         return "broker"
     if target == "job":
         return "job"
-    return "jobmanager" if target == "jobmanager" else "worker"
+    return "jobmanager" if target == "jobmanager" or target.startswith("jobmanager-") else "worker"
 
 
 def recovery_by_kind(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

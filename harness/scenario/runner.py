@@ -159,9 +159,11 @@ def preflight(scenario: Scenario, name: str) -> list[str]:
     engine = get_engine(name)
     problems = guarantee_problems(scenario.guarantee, engine) + job_problems(scenario.job, engine)
     problems += bounded_problems(scenario, engine)
-    problems += fault_problems(_faults(scenario), engine, run_request(scenario, name))
+    faults = fault_problems(_faults(scenario), engine, run_request(scenario, name))
     if not problems:  # the engine's own checks assume a job and guarantee it has
-        problems += engine.problems(run_request(scenario, name))
+        problems += faults + engine.problems(run_request(scenario, name))
+    else:
+        problems += faults
     return problems
 
 

@@ -202,3 +202,37 @@ def test_life_cycle_kinds_act_on_the_whole_job():
     assert d.calls == [(20.0, "scale to 5", "job"), (40.0, "scale to 2", "job"), (45.0, "upgrade", "job")]
     assert [(e.target, e.why) for e in injector.events] == [("job", "to 5 workers"), ("job", "to 2 workers"),
                                                             ("job", None)]
+
+
+class _HighlyAvailable(_Deployment):
+    """Two JobManagers electing a leader: a killed leader hands over to the other."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock, names=("taskmanager-0",))
+        self.leader = "jobmanager-0"
+
+    def processes(self):
+        return [_Proc("jobmanager-0", "jobmanager"), _Proc("jobmanager-1", "jobmanager"),
+                _Proc("taskmanager-0", "taskmanager")]
+
+    def leading(self, role):
+        return self.leader if role == "jobmanager" else None
+
+    def kill(self, target):
+        super().kill(target)
+        self.leader = "jobmanager-1" if target == "jobmanager-0" else "jobmanager-0"
+
+
+def test_a_fault_on_a_role_with_a_leader_hits_the_leader_of_the_moment_unless_an_index_names_one():
+    clock = FakeClock(100.0)
+    d = _HighlyAvailable(clock)
+    injector, _ = _injector([Fault(at_s=15, kind="kill", role="jobmanager", restart_after_s=5),
+                             Fault(at_s=38, kind="kill", role="jobmanager", restart_after_s=5),
+                             Fault(at_s=50, kind="pause", role="jobmanager", pick=1, for_s=2)], d, clock)
+    injector.run()
+    injector.stop()
+    assert [(e.kind, e.target, e.why) for e in injector.events] == [
+        ("kill", "jobmanager-0", "the leader"), ("kill", "jobmanager-1", "the leader"),
+        ("pause", "jobmanager-1", None)]
+    assert d.calls[:4] == [(15.0, "kill", "jobmanager-0"), (20.0, "restart", "jobmanager-0"),
+                           (38.0, "kill", "jobmanager-1"), (43.0, "restart", "jobmanager-1")]

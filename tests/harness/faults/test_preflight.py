@@ -31,9 +31,16 @@ def test_a_pick_beyond_the_engines_processes_and_a_role_it_lacks_are_one_line_ea
         "roles: instance; 'worker' means instance)",
         "kill-instance-eos on cluster: faults[0]: kill pick 3 is out of range: the cluster engine runs 3 "
         "taskmanager processes here (pick 0 to 2, or random)",
-        "kill-instance-eos on cluster: faults[1]: a pause of the jobmanager needs JobManager failover (high "
-        "availability), which the cluster engine does not have",
+        "kill-instance-eos on cluster: faults[1]: a pause of the jobmanager needs JobManager failover: set "
+        "engine_config.cluster.high_availability: true (a standby JobManager)",
     ]
+
+
+def test_a_jobmanager_fault_with_high_availability_passes_the_preflight_check():
+    assert _refused("[{at: 5s, kill: {role: jobmanager}}, {at: 8s, kill: {pick: 3}}]", "cluster",
+                    "engine_config.cluster.high_availability=true") == [
+        "kill-instance-eos on cluster: faults[1]: kill pick 3 is out of range: the cluster engine runs 3 "
+        "taskmanager processes here (pick 0 to 2, or random)"]
 
 
 def test_the_taskmanager_option_sets_how_many_can_be_picked():

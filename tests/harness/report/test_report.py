@@ -218,3 +218,7 @@ def test_recovery_per_fault_kind_is_side_by_side_and_a_fault_not_recovered_from_
     assert summary.recovery_by_kind(_results(_run("embedded", faults=[]))) == ([], [])
     upgraded = _run("cluster", faults=[{"at_s": 25, "kind": "upgrade", "target": "job"}])
     assert summary.recovery_by_kind(_results(upgraded))[1] == [["upgrade job (exactly_once)", "2"]]
+    failed_over = _run("cluster", faults=[{"at_s": 15, "kind": "kill", "target": "jobmanager-0"},
+                                          {"at_s": 38, "kind": "kill", "target": "jobmanager-1"}])
+    failed_over["metrics"]["recovery_s"] = [5.0, 4.0]
+    assert summary.recovery_by_kind(_results(failed_over))[1] == [["kill jobmanager (exactly_once)", "5, 4"]]
