@@ -32,8 +32,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from engines.flink import build
-from engines.flink.rest import Rest, RestUnavailable, checkpoint_facts, restart_facts, tasks_not_running
+from engines.flink import build, ha
+from engines.flink.rest import FailoverRest, RestUnavailable, checkpoint_facts, restart_facts, tasks_not_running
 from harness.api import (
     LIFE_CYCLE_FAULTS,
     NETWORK_FAULTS,
@@ -71,6 +71,9 @@ EXPLANATIONS = {
                          "record from those of its windows that are already late without a side output when "
                          "another of its windows is still open (sliding windows)",
 }
+#: A JobManager's log lines when its dispatcher gains or loses leadership (high availability)
+GRANTED = re.compile(r"^(\d\d:\d\d:\d\d,\d{3}) .*DefaultDispatcherRunner was granted leadership", re.MULTILINE)
+REVOKED = re.compile(r"^(\d\d:\d\d:\d\d,\d{3}) .*DefaultDispatcherRunner was revoked", re.MULTILINE)
 #: A TaskManager log line that says a sink's write was fenced, and what fenced it
 FENCING_PATTERNS = {
     "producer fenced (transactional id re-initialised by a newer attempt)": r"Transiting to fatal error state due "
@@ -104,6 +107,9 @@ class FlinkConfig(BaseModel):
     idle_timeout_ms: int | None = Field(5000, ge=1, description="WatermarkStrategy.withIdleness; None: never idle")
     watermark_interval_ms: int | None = Field(None, ge=1, description="pipeline.auto-watermark-interval; "
                                                                       "None: 200")
+    high_availability: bool = Field(False, description="high-availability.type: zookeeper, on a ZooKeeper "
+                                                       "server streamgauge starts, with two JobManagers; "
+                                                       "None of it by default, as in Flink")
     jobmanager_memory: str = Field("768m", description="jobmanager.memory.process.size")
     taskmanager_memory: str = Field("1280m", description="taskmanager.memory.process.size")
     properties: dict[str, str | int | float | bool] = Field(
@@ -145,6 +151,8 @@ OWNED_KEYS = frozenset({
     "jobmanager.rpc.address", "jobmanager.rpc.port", "jobmanager.bind-host", "rest.address", "rest.port",
     "rest.bind-address", "taskmanager.host", "taskmanager.bind-host", "taskmanager.resource-id",
     "execution.checkpointing.dir", "execution.checkpointing.savepoint-dir", "io.tmp.dirs",
+    "high-availability.type", "high-availability.zookeeper.quorum", "high-availability.storageDir",
+    "high-availability.cluster-id",
     "process.working-dir", "taskmanager.load-balance.mode",
 })
 
@@ -176,9 +184,7 @@ class FlinkEngine:
     conforms_to = "cluster"  # the real system of the cluster engine's model
 
     def unsupported(self, kind: str, role: str) -> str | None:
-        if role == "jobmanager":
-            return (f"a {kind} of the jobmanager needs JobManager high availability, which the flink engine "
-                    f"does not configure")
+        """None: a JobManager fault needs high availability, which :meth:`problems` checks in the options."""
         return None
 
     def process_count(self, role: str, request: RunRequest) -> int | None:
@@ -189,7 +195,12 @@ class FlinkEngine:
         if not build.is_ready():
             out.append(f"the Flink job classes are not built; run: {build.SETUP}")
         if not out:
-            out += property_problems(FlinkConfig(**request.options))
+            config = FlinkConfig(**request.options)
+            out += property_problems(config)
+            if not config.high_availability:
+                out += [f"faults[{i}]: a {f.kind} of the jobmanager needs JobManager high availability: set "
+                        f"engine_config.flink.high_availability: true (ZooKeeper and two JobManagers)"
+                        for i, f in enumerate(request.faults) if f.role == "jobmanager"]
         return out
 
     def prerequisites(self) -> list[Prerequisite]:
@@ -197,6 +208,7 @@ class FlinkEngine:
 
     def prepare(self, log: Callable[[str], None] = print) -> None:
         build.prepare(log)
+        ha.classpath()  # the ZooKeeper server of high availability: resolved now, so runs start offline
 
     def deploy(self, spec: DeploySpec) -> FlinkDeployment:
         return FlinkDeployment(spec)
@@ -217,8 +229,14 @@ class FlinkDeployment(WorkerProcesses):
         self.network, self.network_roles = spec.network, frozenset({"taskmanager"})
         #: where the JobManager (RPC, REST) listens: the bridge of a network run, which the TaskManagers reach
         self.host = spec.network.bridge_address if spec.network is not None else HOST
-        self.rpc_port, self.rest_port = free_ports(2)
-        self.rest = Rest(self.host, self.rest_port)
+        #: high availability: two JobManagers on ZooKeeper; each with its own RPC and REST port
+        self.jm_names = ["jobmanager-0", "jobmanager-1"] if self.config.high_availability else ["jobmanager"]
+        ports = free_ports(2 * len(self.jm_names), self.host)
+        self.jm_ports = {name: (ports[2 * i], ports[2 * i + 1]) for i, name in enumerate(self.jm_names)}
+        self.rpc_port, self.rest_port = self.jm_ports[self.jm_names[0]]
+        self.rest = FailoverRest([(self.host, rest) for _rpc, rest in self.jm_ports.values()])
+        self.zookeeper_quorum: str | None = None
+        self._log_offsets: dict[str, int] = {}
         self.conf_dir = self.dir / "conf"
         self.job_id: str | None = None
         self._facts: dict[str, Any] = {}
@@ -228,11 +246,15 @@ class FlinkDeployment(WorkerProcesses):
         self._queries = coordinator_queries(spec.bootstrap)
         self.taskmanager_names = [f"taskmanager-{i}" for i in range(self.config.taskmanagers or spec.parallelism)]
         self.parallelism, self.rescales = spec.parallelism, 0
-        self._write_configuration()
+        self._write_configuration()  # again once ZooKeeper runs (high availability): the JVMs' sizes first
         self._jvm = {role: build.resource_params(self.build, self.conf_dir, role)
                      for role in ("jobmanager", "taskmanager")}
         try:
-            self._start("jobmanager", "jobmanager")
+            if self.config.high_availability:
+                self._start_zookeeper()
+            self._write_configuration()
+            for name in self.jm_names:
+                self._start(name, "jobmanager")
             self.wait_for(self._rest_up, 120, "the Flink JobManager's REST endpoint", interval_s=0.2)
             for name in self.taskmanager_names:
                 self._start(name, "taskmanager")
@@ -254,7 +276,14 @@ class FlinkDeployment(WorkerProcesses):
             "execution.checkpointing.savepoint-dir": (self.dir / "savepoints").resolve().as_uri(),
             "io.tmp.dirs": str((self.dir / "tmp").resolve()),
         }
+        if self.zookeeper_quorum is not None:
+            owned.update(ha.configuration(self.zookeeper_quorum, self.dir / "ha", self.app_id))
         return {**owned, **self.config.flink_configuration()}
+
+    def _start_zookeeper(self) -> None:
+        proc, port = ha.start_zookeeper(self.dir / "zookeeper", self.host)
+        self._procs["zookeeper"] = proc
+        self.zookeeper_quorum = f"{self.host}:{port}"
 
     def _write_configuration(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +295,11 @@ class FlinkDeployment(WorkerProcesses):
         """Start the JobManager, or a TaskManager under its own resource id (kept across restarts)."""
         memory, dynamic = self._jvm[role]
         main = build.JOBMANAGER_CLASS if role == "jobmanager" else build.TASKMANAGER_CLASS
-        extra = [] if role == "jobmanager" else ["-D", f"taskmanager.resource-id={name}"]
+        if role == "jobmanager":
+            rpc, rest = self.jm_ports[name]
+            extra = ["-D", f"jobmanager.rpc.port={rpc}", "-D", f"rest.port={rest}"]
+        else:
+            extra = ["-D", f"taskmanager.resource-id={name}"]
         if role == "taskmanager" and self.network is not None:  # in its namespace, on its own address
             address = self.network.add_worker(name).address
             extra += ["-D", f"taskmanager.host={address}", "-D", f"taskmanager.bind-host={address}"]
@@ -277,11 +310,39 @@ class FlinkDeployment(WorkerProcesses):
             argv = self.network.wrap(name, list(argv))
         work = self.dir / name
         work.mkdir(parents=True, exist_ok=True)
+        try:  # where this process's lines begin in a log that a restarted process appends to
+            self._log_offsets[name] = self.log_path(name).stat().st_size
+        except OSError:
+            self._log_offsets[name] = 0
         self._procs[name] = SUPERVISOR.start(argv, name=name, role=role, log_path=self.log_path(name), cwd=work)
 
+    def leading(self, role: str) -> str | None:
+        """The JobManager whose dispatcher holds leadership now (Flink's own log line on the grant), among
+        those alive; None without high availability or while none leads."""
+        if role != "jobmanager" or len(self.jm_names) == 1:
+            return None
+        best: tuple[str, str] | None = None
+        for name in self.jm_names:
+            proc = self._procs.get(name)
+            if proc is None or not proc.alive():
+                continue
+            text = self._log_since(name, self._log_offsets.get(name, 0))
+            grants, revokes = GRANTED.findall(text), REVOKED.findall(text)
+            if grants and (not revokes or grants[-1] > revokes[-1]) and (best is None or grants[-1] > best[0]):
+                best = (grants[-1], name)
+        return best[1] if best is not None else None
+
+    def leadership_grants(self) -> int:
+        """How often a JobManager was granted leadership in this run (1, plus one per failover)."""
+        return sum(len(GRANTED.findall(self._log_since(name))) for name in self.jm_names)
+
+    def _jobmanager_alive(self) -> bool:
+        return any(self._procs[n].alive() for n in self.jm_names if n in self._procs)
+
     def _start_worker(self, name: str) -> None:
-        """Restart a TaskManager under the same name and resource id (the fault injector's heal)."""
-        self._start(name, "taskmanager")
+        """Restart a TaskManager under the same name and resource id, or a JobManager (the fault injector's
+        heal)."""
+        self._start(name, "jobmanager" if name in self.jm_names else "taskmanager")
 
     def _rest_up(self) -> tuple[bool, str]:
         try:
@@ -305,7 +366,8 @@ class FlinkDeployment(WorkerProcesses):
         flink_config = self.config.flink_configuration()
         if savepoint is not None:
             flink_config = {**flink_config, "execution.savepoint.path": savepoint}
-        cfg = {"rest_host": self.host, "rest_port": self.rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
+        rest_port = int(self.rest.base.rsplit(":", 1)[1])  # the JobManager that answered last
+        cfg = {"rest_host": self.host, "rest_port": rest_port, "job": self.job, "guarantee": self.spec.guarantee.value,
                "bootstrap": self.spec.bootstrap, "topics": self.spec.topics, "group_id": self.app_id,
                "transactional_id_prefix": self.app_id, "parallelism": self.parallelism,
                "idle_timeout_ms": self.config.idle_timeout_ms or 0,
@@ -484,7 +546,7 @@ class FlinkDeployment(WorkerProcesses):
 
     def stop(self, grace_s: float = 30.0) -> None:
         """Keep Flink's facts, cancel the job (its open transactions are aborted), then stop every JVM."""
-        if self._procs.get("jobmanager") is not None and self._procs["jobmanager"].alive():
+        if self._jobmanager_alive():
             self._read_facts()
             self._fencing = self.fencing()  # before the cancellation below adds its own lines
             self._cancel()
@@ -507,7 +569,7 @@ class FlinkDeployment(WorkerProcesses):
             time.sleep(0.2)
 
     def status(self) -> dict[str, Any]:
-        if self._procs.get("jobmanager") is not None and self._procs["jobmanager"].alive():
+        if self._jobmanager_alive():
             self._read_facts()
         facts = self._facts
         ck = facts.get("checkpoints") or {}
@@ -526,6 +588,7 @@ class FlinkDeployment(WorkerProcesses):
             "subtasks per TaskManager": ", ".join(f"{tm} {n}" for tm, n in (facts.get("placement") or {}).items())
                                         or None,
             "restarts (Flink's exception history)": facts.get("restarts", 0),
+            "JobManager leadership grants (ZooKeeper)": self.leadership_grants() if len(self.jm_names) > 1 else None,
             "restart causes": "; ".join(sorted({f["cause"] for f in failures if f.get("cause")}))[:400] or None,
             "commits refused by fencing": fenced,
             "tasks stopped by": ", ".join(f"{c} x{n}" for c, n in sorted(causes.items())) or None,
@@ -537,7 +600,9 @@ class FlinkDeployment(WorkerProcesses):
                                             "flink-connector-kafka": build.connector_version(self.build)},
                 "config": {**self.config.model_dump(), "flink_configuration_in_force": self.configuration()},
                 "taskmanagers": len(self.taskmanager_names), "restarts": self.restarts, "upgrades": self.upgrades,
-                "rescales": self.rescales, "parallelism": self.parallelism}
+                "rescales": self.rescales, "parallelism": self.parallelism,
+                "high_availability": {"leader": self.leading("jobmanager"), "grants": self.leadership_grants(),
+                                      "zookeeper": ha.zookeeper_version()} if len(self.jm_names) > 1 else None}
 
 
 def _num(value: Any) -> str:

@@ -40,6 +40,36 @@ class Rest:
         return self.call("GET", path)
 
 
+class FailoverRest:
+    """The REST API of a highly available session cluster: every JobManager serves it (a standby forwards to
+    the leader); a call goes to the JobManager that answered last, else to the next that answers."""
+
+    def __init__(self, endpoints: list[tuple[str, int]]) -> None:
+        self.endpoints = [Rest(host, port) for host, port in endpoints]
+        self.current = 0
+
+    @property
+    def base(self) -> str:
+        return self.endpoints[self.current].base
+
+    def call(self, method: str, path: str, body: Any = None, timeout_s: float = TIMEOUT_S) -> Any:
+        last: RestUnavailable | None = None
+        for i in range(len(self.endpoints)):
+            index = (self.current + i) % len(self.endpoints)
+            try:
+                answer = self.endpoints[index].call(method, path, body, timeout_s)
+            except RestUnavailable as e:
+                last = e
+                continue
+            self.current = index
+            return answer
+        assert last is not None
+        raise last
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+
 def tasks_not_running(job: dict[str, Any]) -> dict[str, int]:
     """The subtasks of a job's vertices that are not RUNNING, by state (empty when all run)."""
     out: dict[str, int] = {}

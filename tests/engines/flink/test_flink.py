@@ -45,6 +45,22 @@ def test_options_map_to_flink_keys_and_what_streamgauge_owns_is_refused():
     assert "transaction.max.timeout.ms" in property_problems(FlinkConfig(transaction_timeout_ms=3_600_000))[0]
 
 
+def test_the_zookeeper_of_high_availability_serves_until_it_is_stopped_and_leaves_no_process(tmp_path):
+    from engines.flink import ha
+
+    proc, port = ha.start_zookeeper(tmp_path / "zk", "127.0.0.1")
+    try:
+        assert ha.serving("127.0.0.1", port) and proc.alive()
+        assert ha.configuration(f"127.0.0.1:{port}", tmp_path / "ha", "sg.x.flink") == {
+            "high-availability.type": "zookeeper", "high-availability.zookeeper.quorum": f"127.0.0.1:{port}",
+            "high-availability.storageDir": (tmp_path / "ha").resolve().as_uri(),
+            "high-availability.cluster-id": "/sg.x.flink"}
+    finally:
+        proc.stop(grace_s=10)
+    assert not proc.alive() and not ha.serving("127.0.0.1", port)
+    assert not _ours(tmp_path)
+
+
 def test_a_jobmanager_fault_is_refused_before_anything_starts(tmp_path):
     env = {**os.environ, "STREAMGAUGE_BOOTSTRAP": "127.0.0.1:1"}  # nothing may reach for Kafka
     proc = subprocess.run([*CLI, "run", str(ROOT / "scenarios" / "kill-instance-eos.yaml"), "--engine", "flink",
