@@ -205,6 +205,9 @@ LIFE_CYCLE_FAULTS = frozenset({"upgrade", "scale"})
 #: Every fault kind an engine can take (broker faults belong to no engine).
 ENGINE_FAULTS = PROCESS_FAULTS | NETWORK_FAULTS | LIFE_CYCLE_FAULTS
 
+#: How a broker fault picks its broker besides ``random`` and a node id (scenario syntax; harness.faults.broker)
+BROKER_PICKS = ("leader_of_input", "leader_of_output", "txn_coordinator", "controller")
+
 #: The capability each fault kind needs from a Deployment.
 FAULT_CAPABILITIES: dict[str, type] = {
     "kill": Killable,

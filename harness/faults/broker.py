@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter
 
+from harness.api.engine import BROKER_PICKS
 from harness.errors import ConfigError, ProcessError
 from harness.kafka.base import KafkaProvider
 
@@ -20,7 +21,7 @@ ROLE = "broker"
 #: the fault kinds a broker takes
 KINDS = ("kill", "pause", "restart", "terminate")
 #: picks by what a broker does when the fault comes (besides ``random`` and a node id)
-PICKS = ("leader_of_input", "leader_of_output", "txn_coordinator", "controller")
+PICKS = BROKER_PICKS
 TXN_TOPIC = "__transaction_state"
 
 

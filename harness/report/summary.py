@@ -117,6 +117,8 @@ def notes(results: dict[str, Any]) -> list[str]:
         out.extend(f"[{who}] {name} ({count}): {explanations[name]}"
                    for name, count in r["anomalies"].items() if count and name in explanations)
         out.extend(f"[{who}] {line}" for line in (r.get("engine_status") or {}).get("notes") or [])
+        if (spurious := spurious_failovers(r)) is not None:
+            out.append(f"[{who}] {spurious}")
     for c in comparisons_of(results):
         prefix = f"[{c['scenario']}] " if many and c.get("scenario") else ""
         if c.get("summary"):
@@ -208,6 +210,21 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows += [row(label, fact(label)) for label in labels]
     # a row no run has a value for says nothing
     return header, [r for r in rows if any(v != "-" for v in r[1:])]
+
+
+def spurious_failovers(run: dict[str, Any]) -> str | None:
+    """A highly available run with more JobManager failovers than JobManager faults: what the machine did,
+    not what a fault did, said so that it is not taken for a result (None when they match)."""
+    ha = (run.get("engine_status") or {}).get("high_availability")
+    if not ha:
+        return None
+    changes = ha["takeovers"] if "takeovers" in ha else max(0, int(ha.get("grants") or 1) - 1)
+    faults = sum(1 for f in run["faults"] if fault_target_kind(f["target"]) == "jobmanager" and not f.get("error"))
+    if changes <= faults:
+        return None
+    return (f"{changes} JobManager failovers for {faults} JobManager faults: {changes - faults} without a fault "
+            f"(a JobManager stalled past its lease or ZooKeeper session here), so recovery figures are not "
+            f"the faults' alone")
 
 
 def fault_target_kind(target: str) -> str:

@@ -42,7 +42,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from harness.api.engine import Guarantee
+from harness.api.engine import BROKER_PICKS, Guarantee
 from harness.api.pipeline import load_job
 from harness.errors import ConfigError
 
@@ -130,9 +130,8 @@ _DURATION_EXPECTED = 'a duration like "2s", "500ms", "1.5m" or a number of secon
 _POSITIVE_DURATION_EXPECTED = 'a positive duration like "60s", "500ms" or "2m"'
 _RATE_EXPECTED = 'a positive rate like "5000/s"'
 _KEY_SKEW_EXPECTED = 'uniform or zipf(<s>) with s > 0, like "zipf(1.1)"'
-_BROKER_PICKS = ("leader_of_input", "leader_of_output", "txn_coordinator", "controller")
 _PICK_EXPECTED = ("random, a process index >= 0 (for role broker: a node id), all (network faults), or for "
-                  "role broker one of " + ", ".join(_BROKER_PICKS))
+                  "role broker one of " + ", ".join(BROKER_PICKS))
 _SCALAR_EXPECTED = "a scalar (a string, number or true/false), or a mapping of names to scalars"
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -365,7 +364,7 @@ class _Model(BaseModel):
 
 
 def _pick_validator(value: object) -> object:
-    if value in ("random", "all") or value in _BROKER_PICKS or (
+    if value in ("random", "all") or value in BROKER_PICKS or (
             isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return value
     raise _custom(_PICK_EXPECTED)

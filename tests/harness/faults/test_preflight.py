@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-m", "harness.cli"]
 
@@ -73,11 +75,15 @@ def test_the_coordinator_of_transactions_is_no_pick_without_transactions():
     assert "not ours to kill" in lines[0]
 
 
-def test_the_scenario_syntax_takes_every_broker_pick():
+def test_the_scenario_syntax_takes_every_broker_pick_and_refuses_another():
     from harness.faults import broker
     from harness.scenario import model
 
-    assert model._BROKER_PICKS == broker.PICKS
+    for pick in (*broker.PICKS, "random", 2):
+        fault = model.Fault.model_validate({"at": "5s", "kill": {"role": "broker", "pick": pick}})
+        assert fault.kill is not None and fault.kill.pick == pick
+    with pytest.raises(ValueError, match="leader_of_input, leader_of_output, txn_coordinator, controller"):
+        model.Fault.model_validate({"at": "5s", "kill": {"role": "broker", "pick": "leader_of_everything"}})
 
 
 def test_network_faults_on_brokers_off_the_bridge_and_pick_all_on_a_process_fault_are_refused():

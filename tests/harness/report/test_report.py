@@ -222,3 +222,17 @@ def test_recovery_per_fault_kind_is_side_by_side_and_a_fault_not_recovered_from_
                                           {"at_s": 38, "kind": "kill", "target": "jobmanager-1"}])
     failed_over["metrics"]["recovery_s"] = [5.0, 4.0]
     assert summary.recovery_by_kind(_results(failed_over))[1] == [["kill jobmanager (exactly_once)", "5, 4"]]
+
+
+
+def test_a_failover_without_a_jobmanager_fault_is_named_and_matching_ones_are_not():
+    cluster = _run("cluster", faults=[{"at_s": 15, "kind": "kill", "target": "jobmanager-0"}])
+    cluster["engine_status"] = {"high_availability": {"holder": "jobmanager-1", "epoch": 3, "takeovers": 2}}
+    flink = _run("flink", faults=[{"at_s": 15, "kind": "kill", "target": "jobmanager-0"},
+                                  {"at_s": 38, "kind": "kill", "target": "jobmanager-1"}])
+    flink["engine_status"] = {"high_availability": {"leader": "jobmanager-0", "grants": 3}}
+    lines = summary.notes(_results(cluster, flink))
+    assert [line for line in lines if "failover" in line] == [
+        "[cluster] 2 JobManager failovers for 1 JobManager faults: 1 without a fault (a JobManager stalled past "
+        "its lease or ZooKeeper session here), so recovery figures are not the faults' alone"]
+    assert summary.spurious_failovers(_run("embedded", faults=[])) is None
