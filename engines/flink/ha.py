@@ -14,10 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from harness.api.toolkit import SUPERVISOR, ProcessError, free_ports
-from harness.kafka.java import find_java
-from harness.kafka.maven import resolve_classpath
-from harness.proc import ManagedProcess
+from harness.api.toolkit import SUPERVISOR, ManagedProcess, ProcessError, find_java, free_ports, resolve_classpath
 
 POM = Path(__file__).resolve().parent / "zookeeper" / "pom.xml"
 MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
