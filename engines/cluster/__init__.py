@@ -158,7 +158,8 @@ class ClusterDeployment(WorkerProcesses):
     # -- processes ----------------------------------------------------------------------------------
     def _start_jobmanager(self, name: str) -> None:
         cfg = {"name": name, "ha_dir": str(self.ha_dir) if self.ha_dir is not None else None,
-               "lease_timeout_ms": self.config.lease_timeout_ms, "job": self.spec.job, "parallelism": self.parallelism, "partitions": self.spec.partitions,
+               "lease_timeout_ms": self.config.lease_timeout_ms, "job": self.spec.job,
+               "parallelism": self.parallelism, "partitions": self.spec.partitions,
                "checkpoint_dir": str(self.checkpoint_dir), "status_path": str(self.status_path(name)),
                "checkpoint_interval_ms": self.config.checkpoint_interval_ms,
                "checkpoint_timeout_ms": self.config.checkpoint_timeout_ms,

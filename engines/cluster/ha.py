@@ -66,13 +66,6 @@ class LeaseStore:
         os.replace(tmp, self.dir / name)
 
     # -- the lease --------------------------------------------------------------------------------
-    def leader(self) -> dict[str, Any]:
-        """The lease as it stands ({} when nobody ever held it); ``expired`` says whether it has run out."""
-        lease = read_lease(self.dir)
-        if lease:
-            lease["expired"] = self.clock() > lease["expires"]
-        return lease
-
     def try_acquire(self, host: str, port: int) -> bool:
         """Take the lease if it is free (never held, released, or expired); True when we hold it now."""
         with self._locked():
