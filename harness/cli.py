@@ -165,7 +165,7 @@ def _gate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.gate import gate
+    from harness.gate import gate, to_junit
     from harness.report import load_results
 
     if not 0 <= args.tolerance < 10:
@@ -174,6 +174,12 @@ def _gate(args: argparse.Namespace) -> int:
     current, _ = load_results(Path(args.results))
     baseline, _ = load_results(Path(args.baseline))
     result = gate(current, baseline, args.tolerance)
+    if args.junit:
+        junit = Path(args.junit)
+        if junit.parent and not junit.parent.is_dir():
+            msg = f"--junit {junit}: the folder {junit.parent} does not exist; create it or name another file"
+            raise ConfigError(msg)
+        junit.write_text(to_junit(result))
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0 if result.passed else 1
@@ -238,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--tolerance", type=float, default=0.25,
                       help="how much worse a performance median may be, as a fraction (default 0.25)")
     gate.add_argument("--json", action="store_true", help="machine-readable output")
+    gate.add_argument("--junit", metavar="FILE",
+                      help="also write the findings as JUnit XML to FILE (one test case per finding)")
     gate.set_defaults(func=_gate)
 
     report = sub.add_parser("report", help="write summary.md and index.html for a results.json")

@@ -13,6 +13,7 @@ absolute slack (milliseconds of noise are not a regression).
 from __future__ import annotations
 
 import statistics
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -136,3 +137,38 @@ def gate(current: dict[str, Any], baseline: dict[str, Any], tolerance: float = D
             findings += _performance(target, runs, before[target], speed, tolerance)
     passed = bool(current["runs"]) and all(f.ok for f in findings)
     return GateResult(passed, tolerance, round(speed, 4) if speed is not None else None, findings)
+
+
+def _case_text(f: Finding) -> str:
+    figures = [] if f.baseline is None else [f"baseline {f.baseline:g}, current {f.current:g}"]
+    if f.change is not None:
+        figures.append(f"change {f.change:+.1%}")
+    return f"{f.what} ({'; '.join(figures)})" if figures else f.what
+
+
+def to_junit(result: GateResult) -> str:
+    """The gate as JUnit XML, for CI systems that read test reports: one test suite per check, one test case per
+    finding (class ``scenario.engine``), a ``failure`` element for each finding that failed."""
+    root = ET.Element("testsuites", name="streamgauge gate", tests=str(len(result.findings)),
+                      failures=str(sum(not f.ok for f in result.findings)))
+    suites: dict[str, ET.Element] = {}
+    for f in result.findings:
+        suite = suites.get(f.check)
+        if suite is None:
+            suite = suites[f.check] = ET.SubElement(root, "testsuite", name=f"gate.{f.check}", tests="0",
+                                                    failures="0")
+        suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+        case = ET.SubElement(suite, "testcase", classname=f"{f.scenario}.{f.engine}", name=f.what)
+        if not f.ok:
+            suite.set("failures", str(int(suite.get("failures", "0")) + 1))
+            failure = ET.SubElement(case, "failure", message=_case_text(f), type=f.check)
+            failure.text = (f"{f.check} check failed for {f.scenario} on {f.engine}: {_case_text(f)} "
+                            f"(tolerance {result.tolerance:.0%})")
+    if not result.findings:  # nothing judged is a failure of the gate, and a reader of the XML must see it
+        suite = ET.SubElement(root, "testsuite", name="gate.runs", tests="1", failures="1")
+        case = ET.SubElement(suite, "testcase", classname="gate", name="runs to judge")
+        ET.SubElement(case, "failure", message="no run in the results: nothing to judge", type="runs")
+        root.set("tests", "1")
+        root.set("failures", "1")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -8,6 +8,7 @@ per engine, and recovery per fault per engine.
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import matplotlib
@@ -86,19 +87,43 @@ def timelines(results: dict[str, Any]) -> bytes | None:
 
 def latency_spectrum(results: dict[str, Any]) -> bytes | None:
     """Event-time latency percentiles, one group of bars per run."""
+    drawn = spectrum_axes(results)
+    if drawn is None:
+        return None
+    fig, ax = drawn
+    return _finish_bars(fig, ax, "event-time latency, ms", "latency percentiles")
+
+
+def log_floor(values: list[float]) -> float:
+    """The bottom of a log axis that shows every bar of ``values``: the power of ten at or below half the
+    smallest positive value (a bar starts at the axis' bottom, so one whose top is below it is not drawn)."""
+    smallest = min((v for v in values if v > 0), default=1.0)
+    return float(10 ** math.floor(math.log10(smallest / 2)))
+
+
+def spectrum_axes(results: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The figure and axes of :func:`latency_spectrum` before it is rendered (None: no run has latencies).
+
+    Latencies span orders of magnitude between engines and percentiles, so the axis is logarithmic, its floor
+    below the smallest bar so that every bar shows, and each bar is labelled with its value.
+    """
     runs = [r for r in results["runs"] if r["metrics"]["latency_ms"].get("p50") is not None]
     if not runs:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(runs)
+    every: list[float] = []
     for i, run in enumerate(runs):
-        values = [run["metrics"]["latency_ms"].get(key) or 0 for key, _ in PERCENTILES]
-        ax.bar([x + i * width for x in range(len(PERCENTILES))], values, width, label=f"{run['engine']}")
+        values = [float(run["metrics"]["latency_ms"].get(key) or 0) for key, _ in PERCENTILES]
+        every += values
+        bars = ax.bar([x + i * width for x in range(len(PERCENTILES))], values, width, label=f"{run['engine']}")
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=6, rotation=90, padding=2)
     ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(PERCENTILES))],
                   [label for _, label in PERCENTILES])
-    if any(r["metrics"]["latency_ms"].get("max") for r in runs):
+    if any(v > 0 for v in every):
         ax.set_yscale("log")
-    return _finish_bars(fig, ax, "event-time latency, ms", "latency percentiles")
+        ax.set_ylim(bottom=log_floor(every), top=max(every) * 4)  # room above the tallest bar for its label
+    return fig, ax
 
 
 def recovery_bars(results: dict[str, Any]) -> bytes | None:

@@ -137,3 +137,39 @@ def test_gate_command_exit_codes(tmp_path):
     assert missing.returncode == 2 and "none.json" in missing.stderr and "not found" in missing.stderr
     r = _gate_cli(tmp_path, BASE, BASE, "--tolerance", "-1")
     assert r.returncode == 2 and "--tolerance" in r.stderr
+
+
+def _junit_cases(text: str) -> list[tuple[str, str, str | None]]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(text)
+    assert root.tag == "testsuites"
+    cases = []
+    for suite in root.iter("testsuite"):
+        assert int(suite.get("tests")) == len(suite.findall("testcase"))
+        assert int(suite.get("failures")) == len(suite.findall("testcase/failure"))
+        for case in suite.findall("testcase"):
+            failure = case.find("failure")
+            cases.append((case.get("classname"), case.get("name"), None if failure is None else failure.get("message")))
+    assert int(root.get("tests")) == len(cases)
+    assert int(root.get("failures")) == sum(c[2] is not None for c in cases)
+    return cases
+
+
+def test_gate_writes_junit_xml_that_names_each_failure(tmp_path):
+    slower = _results(_run("embedded", p99=2600.0), _run("embedded", rep=2, p99=2400.0), ceiling=100_000)
+    r = _gate_cli(tmp_path, slower, BASE, "--junit", str(tmp_path / "gate.xml"))
+    assert r.returncode == 1
+    cases = _junit_cases((tmp_path / "gate.xml").read_text())
+    failed = {(c, n): m for c, n, m in cases if m is not None}
+    assert set(failed) == {("kill.embedded", "latency p99 ms"), ("kill.cluster", "in the baseline but not run")}
+    assert "baseline 1000, current 2500; change +150.0%" in failed[("kill.embedded", "latency p99 ms")]
+    assert ("kill.embedded", "latency p50 ms", None) in cases
+    ok = _gate_cli(tmp_path, BASE, BASE, "--junit", str(tmp_path / "ok.xml"))
+    assert ok.returncode == 0 and all(m is None for _, _, m in _junit_cases((tmp_path / "ok.xml").read_text()))
+    empty = _gate_cli(tmp_path, _results(), _results(), "--junit", str(tmp_path / "empty.xml"))
+    assert empty.returncode == 1
+    assert [m for _, _, m in _junit_cases((tmp_path / "empty.xml").read_text())] == [
+        "no run in the results: nothing to judge"]
+    nowhere = _gate_cli(tmp_path, BASE, BASE, "--junit", str(tmp_path / "no" / "such" / "gate.xml"))
+    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr

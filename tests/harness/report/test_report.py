@@ -236,3 +236,23 @@ def test_a_failover_without_a_jobmanager_fault_is_named_and_matching_ones_are_no
         "[cluster] 2 JobManager failovers for 1 JobManager faults: 1 without a fault (a JobManager stalled past "
         "its lease or ZooKeeper session here), so recovery figures are not the faults' alone"]
     assert summary.spurious_failovers(_run("embedded", faults=[])) is None
+
+
+def test_every_latency_bar_stands_above_the_log_axis_floor():
+    from harness.report import figures
+
+    results = _both()
+    results["runs"][0]["metrics"]["latency_ms"] = {"p50": 151.0, "p90": 200.0, "p99": 366.0, "p999": 400.0,
+                                                   "max": 500.0}
+    results["runs"][1]["metrics"]["latency_ms"] = {"p50": 1372.0, "p90": 2000.0, "p99": 9000.0, "p999": 40000.0,
+                                                   "max": 65000.0}
+    drawn = figures.spectrum_axes(results)
+    assert drawn is not None
+    fig, ax = drawn
+    bottom, top = ax.get_ylim()
+    tops = [bar.get_height() for bar in ax.patches]
+    assert ax.get_yscale() == "log" and len(tops) == 10
+    assert bottom <= 151.0 / 2 and all(bottom < h < top for h in tops)
+    assert figures.log_floor([151.0, 0.0, 65000.0]) == 10.0 and figures.log_floor([3.0]) == 1.0
+    figures.plt.close(fig)
+    assert figures.latency_spectrum(results)[:8] == b"\x89PNG\r\n\x1a\n"
