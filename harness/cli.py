@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError, StreamgaugeError
 from harness.proc import install_signal_handlers
@@ -106,18 +107,24 @@ def _engines_setup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _execute(plan: list, header: dict, args: argparse.Namespace, name: str) -> int:
-    """Run a plan, print its verdicts, write its reports; 0 when every run is valid and meets its expectations."""
+def _execute(plan: list, header: dict, args: argparse.Namespace, name: str, criteria: Any = None) -> int:
+    """Run a plan, print its verdicts, write its reports; 0 when every run is valid and meets its expectations
+    and every capacity search found a sustainable rate."""
+    from harness.capacity import Criteria
     from harness.report import write_reports
     from harness.report.console import print_run_summary
     from harness.scenario.runner import RunOptions, run_plan
 
     out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    opts = RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics, calibrate=args.calibrate)
+    opts = RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics,
+                      calibrate=getattr(args, "calibrate", False), criteria=criteria or Criteria())
     results = run_plan(plan, opts, header)
     print_run_summary(results, out, reports=write_reports(results, out))
+    if getattr(args, "json", False):
+        print(json.dumps(results.get("capacity", [])))
     ok = all(r["valid"] and r["expectations"]["met"] for r in results["runs"])
-    return 0 if ok and results["runs"] else 1
+    found = all(c["sustainable_eps"] is not None for c in results.get("capacity", []))
+    return 0 if ok and found and (results["runs"] or results.get("capacity")) else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -139,6 +146,43 @@ def _suite(args: argparse.Namespace) -> int:
     header, plan = load_suite(args.suite, overrides=args.set or [], engines_known=engine_names(),
                               engine=chosen)
     return _execute(plan, header, args, f"suite-{header['suite']['name']}")
+
+
+def _seconds(flag: str, value: str) -> float:
+    from harness.scenario.model import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        msg = f"{flag} {value}: expected a positive duration like 30s, 500ms or 2m"
+        raise ConfigError(msg)
+    return seconds
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from harness.capacity import DEFAULT_SLO_S, Criteria
+    from harness.scenario.model import load_scenario
+    from harness.scenario.registry import engine_names, parse_engine_list
+    from harness.scenario.runner import Planned
+
+    if args.repetitions < 1:
+        msg = f"--repetitions {args.repetitions}: expected a number of repetitions >= 1"
+        raise ConfigError(msg)
+    if not 0 < args.precision < 1:
+        msg = f"--precision {args.precision:g}: expected a fraction between 0 and 1, like 0.1 (10 %)"
+        raise ConfigError(msg)
+    scenario = load_scenario(args.scenario, overrides=args.set or [], engines_known=engine_names())
+    slo = scenario.expect.p99_latency
+    slo_s = _seconds("--slo", args.slo) if args.slo else (
+        slo.value if slo is not None and slo.op in ("<", "<=") else DEFAULT_SLO_S)
+    criteria = Criteria(warmup_s=_seconds("--warmup", args.warmup), trial_s=_seconds("--trial", args.trial),
+                        slo_s=slo_s, precision=args.precision)
+    engines = scenario.engine_list(parse_engine_list(args.engine))
+    plan = [Planned(scenario, engines, args.repetitions, capacity=True)]
+    header = {"scenario": scenario.to_dict()}
+    return _execute(plan, header, args, f"capacity-{scenario.name}", criteria)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -231,6 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="first measure the raw client ceiling on the same Kafka (about 15 s); "
                               "results then carry it, and the gate normalises by it")
         cmd.set_defaults(func=func)
+
+    cap = sub.add_parser("capacity", help="search each engine's sustainable throughput for a scenario; exit 0 when "
+                                          "the search completed, 1 when no rate was sustainable")
+    cap.add_argument("scenario", help="scenario YAML file without faults, e.g. scenarios/capacity-running-sum-eos.yaml")
+    cap.add_argument("--engine", help="search on these engines only, comma-separated (default: the scenario's)")
+    cap.add_argument("--repetitions", type=int, default=1, help="independent searches per engine (default 1)")
+    cap.add_argument("--out", help="results directory (default: reports/runs/<time>-capacity-<name>)")
+    cap.add_argument("--json", action="store_true", help="print the capacity entries as JSON on stdout")
+    cap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a value of the scenario, e.g. --set workload.rate=20000/s (the first rate)")
+    cap.add_argument("--warmup", default="10s", help="warm-up of each trial, not judged (default 10s)")
+    cap.add_argument("--trial", default="30s", help="judged length of each trial (default 30s)")
+    cap.add_argument("--precision", type=float, default=0.1,
+                     help="bisect until the sustained and failed rates are this close (default 0.1: 10 %%)")
+    cap.add_argument("--slo", help="p99 latency a sustained rate must meet (default: the scenario's "
+                                   "expect.p99_latency, else 5s)")
+    cap.add_argument("--keep-topics", action="store_true", help="do not delete the topics afterwards")
+    cap.set_defaults(func=_capacity)
 
     cal = sub.add_parser("calibrate", help="measure the raw Kafka client ceiling: produce, consume, "
                                            "transactional copy (events/s)")

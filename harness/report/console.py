@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.summary import groups, notes, title, verdict_rows
+from harness.report.summary import capacity_rows, ceiling_line, groups, notes, title, verdict_rows
 
 LEFT = ("scenario", "engine", "guarantee", "verdict", "expect")
 
@@ -25,6 +25,15 @@ def print_run_summary(results: dict[str, Any], out_dir: Path, console: Console |
         table.add_row(*row.values())
     if rows:
         console.print(table)
+    header, capacity = capacity_rows(results)
+    if capacity:
+        found = Table(title="sustainable throughput")
+        for col in header:
+            found.add_column(col, justify="left" if col in LEFT or col == "trials" else "right")
+        for cells in capacity:
+            found.add_row(*cells)
+        console.print(found)
+        console.print(ceiling_line(results) or "no ceiling was measured", markup=False)
     for line in notes(results):
         console.print(line, markup=False)
     console.print(f"results: {out_dir / 'results.json'}")

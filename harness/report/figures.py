@@ -151,3 +151,58 @@ def recovery_bars(results: dict[str, Any]) -> bytes | None:
         labels.append(f"{f['kind']} at {f['at_s']:g}s" if f else f"fault {j + 1}")
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(n)], labels)
     return _finish_bars(fig, ax, "recovery, s", "recovery per fault (hatched: not recovered before the load ended)")
+
+
+def capacity_bars(results: dict[str, Any]) -> bytes | None:
+    """The sustainable throughput of each capacity search, against the ceilings measured on the same Kafka."""
+    entries = [c for c in results.get("capacity") or [] if c.get("sustainable_eps") is not None]
+    if not entries:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    labels = [c["engine"] if len({e["scenario"] for e in entries}) == 1 else f"{c['engine']}\n{c['scenario']}"
+              for c in entries]
+    values = [c["sustainable_eps"] for c in entries]
+    spreads = [c.get("spread_eps") or 0 for c in entries]
+    bars = ax.bar(range(len(entries)), values, yerr=spreads, capsize=3, color="tab:blue", label="sustainable")
+    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, padding=2)
+    ax.set_xticks(range(len(entries)), labels, fontsize=8)
+    ceiling = results.get("ceiling") or {}
+    for key, name, style in (("produce_eps", "produce ceiling", ":"), ("txn_copy_eps", "transactional copy", "--")):
+        if ceiling.get(key):
+            ax.axhline(ceiling[key], color="tab:gray", linestyle=style, linewidth=1, label=name)
+    return _finish_bars(fig, ax, "events/s", "sustainable throughput (error bar: spread over repetitions)")
+
+
+def capacity_trials(results: dict[str, Any]) -> bytes | None:
+    """Per trial: p99 latency and the lag's slope against the rate, per engine (filled: sustained)."""
+    entries = [c for c in results.get("capacity") or [] if c.get("trials")]
+    if not entries:
+        return None
+    fig, (lat, lag) = plt.subplots(1, 2, figsize=(12, 3.4))
+    for n, c in enumerate(entries):
+        colour = f"C{n % 10}"
+        for ax, key in ((lat, "p99_ms"), (lag, "lag_slope")):
+            for sustained in (True, False):
+                points = [(t["rate_eps"], t[key]) for t in c["trials"]
+                          if t.get(key) is not None and t["sustainable"] is sustained]
+                if points:
+                    ax.scatter(*zip(*points), color=colour, facecolors=colour if sustained else "none",
+                               label=f"{c['engine']} ({'sustained' if sustained else 'not'})")
+        if c.get("sustainable_eps"):
+            for ax in (lat, lag):
+                ax.axvline(c["sustainable_eps"], color=colour, linewidth=0.8, linestyle="--")
+    slo = next((c["criteria"]["slo_s"] for c in entries if c.get("criteria")), None)
+    if slo:
+        lat.axhline(slo * 1000, color="tab:red", linewidth=0.8, label="SLO")
+    if any(t.get("p99_ms") for c in entries for t in c["trials"]):
+        lat.set_yscale("log")
+    lat.set_ylabel("p99 latency after the warm-up, ms")
+    lag.set_ylabel("lag slope, events/s per s")
+    for ax in (lat, lag):
+        ax.set_xlabel("rate, events/s")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    lat.set_title("latency against rate (dashed: the sustainable rate)", fontsize=10)
+    lag.set_title("lag trend against rate", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

@@ -12,13 +12,17 @@ import pandas as pd
 from harness.report import figures
 from harness.report.summary import (
     about,
+    capacity_rows,
+    ceiling_line,
     conformance_rows,
     examples,
     groups,
     notes,
     recovery_by_kind,
+    shows_verdicts,
     side_by_side,
     title,
+    trial_rows,
     verdict_rows,
     what_ran,
 )
@@ -66,7 +70,7 @@ def _group(group: dict[str, Any], heading: str, level: int, full: bool, meta: st
     if scenario.get("description"):
         out.append(f"<p>{html.escape(scenario['description'])}</p>")
     out.append(f"<p>{html.escape(what_ran(scenario) + (f'; {meta}' if meta else ''))}</p>")
-    if full:
+    if full and shows_verdicts(group):
         out += [_verdict_table(group), *_notes(group)]
     if group["runs"]:
         header, compared = side_by_side(group)
@@ -92,6 +96,17 @@ def render(results: dict[str, Any]) -> str:
                  *_notes(results)]
         for group in parts:
             page += _group(group, group["scenario"]["name"], 2, full=False)
+    header, capacity = capacity_rows(results)
+    if capacity:
+        page += ["<h2>Sustainable throughput</h2>",
+                 f"<p>{html.escape(ceiling_line(results) or 'No ceiling was measured.')}</p>",
+                 pd.DataFrame(capacity, columns=header).to_html(index=False),
+                 _img(figures.capacity_bars(results), "sustainable throughput per engine against the ceiling"),
+                 _img(figures.capacity_trials(results), "latency and lag slope against the rate, per trial")]
+        for entry in results["capacity"]:
+            trial_header, trials = trial_rows(entry)
+            page += [f"<h3>Trials: {html.escape(entry['scenario'])} on {html.escape(entry['engine'])}</h3>",
+                     pd.DataFrame(trials, columns=trial_header).to_html(index=False)]
     header, recovery = recovery_by_kind(results)
     if recovery:
         page += ["<h2>Recovery per fault kind</h2>", "<p>Seconds from each fault until the latency is back within "

@@ -7,13 +7,17 @@ from typing import Any
 
 from harness.report.summary import (
     about,
+    capacity_rows,
+    ceiling_line,
     conformance_rows,
     examples,
     groups,
     notes,
     recovery_by_kind,
+    shows_verdicts,
     side_by_side,
     title,
+    trial_rows,
     verdict_rows,
     what_ran,
 )
@@ -54,7 +58,7 @@ def _group(group: dict[str, Any], heading: str, level: int, full: bool, meta: st
     if scenario.get("description"):
         out += [scenario["description"].strip(), ""]
     out += [what_ran(scenario) + (f"; {meta}" if meta else ""), ""]
-    if full:
+    if full and shows_verdicts(group):
         out += _verdicts(group) + _notes(group)
     header, compared = side_by_side(group) if group["runs"] else ([], [])
     if compared:
@@ -75,6 +79,13 @@ def render(results: dict[str, Any]) -> str:
         out += _verdicts(results, with_scenario=True) + _notes(results)
         for group in parts:
             out += _group(group, group["scenario"]["name"], 2, full=False)
+    header, capacity = capacity_rows(results)
+    if capacity:
+        out += ["## Sustainable throughput", "", ceiling_line(results) or "No ceiling was measured.", "",
+                table(header, capacity), ""]
+        for entry in results["capacity"]:
+            trial_header, trials = trial_rows(entry)
+            out += [f"### Trials: {entry['scenario']} on {entry['engine']}", "", table(trial_header, trials), ""]
     header, recovery = recovery_by_kind(results)
     if recovery:
         out += ["## Recovery per fault kind", "", "Seconds from each fault until the latency is back within "

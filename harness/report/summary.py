@@ -45,8 +45,57 @@ def groups(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, definition in scenarios.items():
         out.append({"scenario": definition, "runs": [r for r in results["runs"] if r["scenario"] == name],
-                    "comparisons": [c for c in comparisons if c.get("scenario", name) == name]})
+                    "comparisons": [c for c in comparisons if c.get("scenario", name) == name],
+                    "capacity": [c for c in results.get("capacity") or [] if c["scenario"] == name]})
     return out
+
+
+def shows_verdicts(group: dict[str, Any]) -> bool:
+    """A group's verdict table is shown unless it only searched capacities (its trials are in that table)."""
+    return bool(group["runs"]) or not group.get("capacity")
+
+
+def _eps(v: float | None) -> str:
+    return "none" if v is None else f"{v:,.0f}"
+
+
+def ceiling_line(results: dict[str, Any]) -> str | None:
+    """The raw client ceiling the run measured, in one line (None: not measured)."""
+    c = results.get("ceiling")
+    if not c:
+        return None
+    return (f"Ceiling on this Kafka (one client process): produce {_eps(c.get('produce_eps'))}/s, consume "
+            f"{_eps(c.get('consume_eps'))}/s, transactional copy {_eps(c.get('txn_copy_eps'))}/s.")
+
+
+def capacity_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per capacity search: the sustainable rate, its spread over repetitions, its fraction of the
+    transactional-copy ceiling, the load's CPU share beside it, and the trials it took."""
+    entries = results.get("capacity") or []
+    rows = []
+    for c in entries:
+        trials = c.get("trials") or []
+        note = "; limited by the load (a trial's generator fell behind)" if c.get("limited_by_load") else ""
+        share = c.get("load_cpu_share")
+        fraction = c.get("ceiling_fraction")
+        rows.append([c["scenario"], c["engine"], c["guarantee"], _eps(c["sustainable_eps"]),
+                     "-" if c.get("spread_eps") is None else _eps(c["spread_eps"]),
+                     ", ".join(_eps(v) for v in c.get("per_repetition_eps") or []),
+                     "-" if fraction is None else f"{fraction:.2f}",
+                     "-" if share is None else f"{share:.0%}",
+                     f"{sum(t['sustainable'] for t in trials)} of {len(trials)} sustained{note}"])
+    header = ["scenario", "engine", "guarantee", "sustainable events/s", "spread", "per repetition",
+              "x txn-copy ceiling", "load CPU share", "trials"]
+    return (header, rows) if rows else ([], [])
+
+
+def trial_rows(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Every trial of one capacity search, in the order run."""
+    rows = [[str(t["repetition"]), _eps(t["rate_eps"]), "yes" if t["sustainable"] else "no",
+             "-" if t.get("p99_ms") is None else f"{t['p99_ms']:,.0f}",
+             "-" if t.get("lag_slope") is None else f"{t['lag_slope']:+,.0f}",
+             "-" if t.get("cpu_s") is None else f"{t['cpu_s']:g}", t["why"]] for t in entry.get("trials") or []]
+    return ["rep", "events/s", "sustainable", "p99 ms", "lag slope /s", "engine CPU s", "why"], rows
 
 
 def repeated(runs: list[dict[str, Any]]) -> bool:

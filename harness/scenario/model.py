@@ -18,6 +18,7 @@ import copy
 import json
 import math
 import operator
+import os
 import re
 import types
 import typing
@@ -510,6 +511,22 @@ class Idle(_Model):
     for_: PositiveDuration = Field(alias="for")
 
 
+_GENERATORS_EXPECTED = '"auto" or a number of processes >= 1'
+
+
+def _generators_validator(value: object) -> object:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise _custom(_GENERATORS_EXPECTED)
+
+
+Generators = Annotated[Literal["auto"] | int, BeforeValidator(_generators_validator), _Expected(_GENERATORS_EXPECTED)]
+
+#: the rate one generator process holds on its schedule with room to spare (events/s; measured in
+#: benchmarks/, where one process alone reaches more)
+GENERATOR_EPS = 50_000
+
+
 class Workload(_Model):
     """The open-loop load: ``rate`` events/s for ``duration`` seconds over ``keys`` keys, seeded.
 
@@ -535,6 +552,17 @@ class Workload(_Model):
     #: the whole input is written first, then the job reads it to its end and finishes by itself (the cluster
     #: models only: the embedded models are unbounded)
     bounded: Annotated[bool, Strict(), _Expected("true or false")] = False
+    #: how many generator processes share the schedule (by partition); auto: enough for the rate, at most one
+    #: per core and per partition
+    generators: Generators = "auto"
+
+    def generator_processes(self, partitions: int) -> int:
+        """The generator processes for this load on a topic of ``partitions`` (``generators``, auto resolved:
+        one per :data:`GENERATOR_EPS` events/s, at most one per core and per partition)."""
+        if self.generators != "auto":
+            return min(self.generators, partitions)
+        wanted = math.ceil(self.rate / GENERATOR_EPS)
+        return max(1, min(wanted, os.cpu_count() or 1, partitions))
 
     @property
     def event_epoch_ms(self) -> int | None:

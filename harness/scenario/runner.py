@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,11 +40,12 @@ from harness.api import (
     WindowAggregate,
     load_job,
 )
+from harness.capacity import CapacityRun, Criteria, capacity_problems
 from harness.check import Observed, overall, run_checks, summarize
 from harness.check.conformance import Side, compare, side_of
 from harness.check.oracle import Oracle
 from harness.check.windows import lateness_of
-from harness.errors import CapabilityError, ProcessError
+from harness.errors import CapabilityError
 from harness.faults import Fault, FaultInjector, broker, fault_problems, kind_of, network
 from harness.faults.kinds import NETWORK_KINDS
 from harness.faults.network import Network
@@ -62,13 +63,22 @@ from harness.metrics.compute import (
     window_result_latency_ms,
 )
 from harness.metrics.probe import Probe
-from harness.proc import SUPERVISOR, ManagedProcess, wait_until
+from harness.proc import ManagedProcess, wait_until
 from harness.report import SCHEMA
 from harness.scenario.model import Scenario
 from harness.scenario.registry import get_engine
 from harness.workload.generator import workload_fields
+from harness.workload.load import GeneratorProcesses, load_figures
 
 READY_TIMEOUT_S = 180.0
+
+
+class StoppedEarly(Exception):
+    """A run's watch stopped it during the load (a capacity trial that is clearly not sustainable)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class RunOptions:
     keep_topics: bool = False
     calibrate: bool = False  # measure the raw client ceiling first (results["ceiling"], metrics.ceiling_fraction)
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
+    criteria: Criteria = field(default_factory=Criteria)  # how the capacity trials of a plan's capacity entries run and are judged
 
 
 def _faults(scenario: Scenario) -> list[Fault]:
@@ -186,6 +197,8 @@ def check_plan(plan: list[Planned], kafka: KafkaProvider | None = None) -> None:
             lines += [f"{item.scenario.name}: {p}" for p in broker.kafka_problems(item.scenario.kafka.nodes, kafka)]
         if kafka is not None and any(f.kind in NETWORK_KINDS for f in _faults(item.scenario)):
             lines += [f"{item.scenario.name}: {p}" for p in network_problems(kafka)]
+        if item.capacity:
+            lines += [f"{item.scenario.name}: capacity: {p}" for p in capacity_problems(item.scenario)]
         for name in item.engines:
             lines += [f"{item.scenario.name} on {name}: {p}" for p in preflight(item.scenario, name)]
     if lines:
@@ -199,6 +212,9 @@ class Planned:
     scenario: Scenario
     engines: list[str]
     repetitions: int = 1
+    #: search each engine's sustainable throughput (harness.capacity) instead of running the scenario as given;
+    #: repetitions are then independent searches
+    capacity: bool = False
 
 
 def run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any]) -> dict[str, Any]:
@@ -236,12 +252,15 @@ def _run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any], kaf
         opts.log(f"Kafka {kafka.version()} at {kafka.bootstrap_servers()}")
         if network is not None:
             network.broker_ports = [n.port for n in kafka.nodes()]
-        if opts.calibrate:
+        if opts.calibrate or any(item.capacity for item in plan):  # capacity figures are read against the ceiling
             results["ceiling"] = calibrate(kafka.bootstrap_servers(), replication=min(3, len(kafka.nodes()) or 1),
                                            log=opts.log)
             opts.log("ceiling: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in results["ceiling"].items()
                                              if k.endswith("_eps")))
         for item in plan:
+            if item.capacity:
+                _run_capacity(item, opts, kafka, results)
+                continue
             pairs = conformance_pairs(item.engines)
             compared = {engine for pair in pairs for engine in pair}
             for rep in range(item.repetitions):
@@ -279,6 +298,16 @@ def _run_plan(plan: list[Planned], opts: RunOptions, header: dict[str, Any], kaf
         results["comparison"] = results["comparisons"][0]
     _write_results(opts.out_dir, results)
     return results
+
+
+def _run_capacity(item: Planned, opts: RunOptions, kafka: KafkaProvider, results: dict[str, Any]) -> None:
+    """Each engine's capacity search for ``item``, into ``results["capacity"]`` (written after each engine)."""
+    nested = opts.out_dir / item.scenario.name / "capacity"
+    search = CapacityRun(item.scenario, kafka, nested, opts.criteria, item.repetitions, opts.log,
+                         ceiling=results.get("ceiling"), keep_topics=opts.keep_topics)
+    for name in item.engines:
+        results.setdefault("capacity", []).append(search.measure(name))
+        _write_results(opts.out_dir, results)
 
 
 def conformance_pairs(engines: Sequence[str]) -> list[tuple[str, str]]:
@@ -367,8 +396,12 @@ class RunOne:
 
     def __init__(self, scenario: Scenario, engine: str, kafka: KafkaProvider, opts: RunOptions,
                  faults: list[Fault], run_dir: Path | None = None, keep_side: bool = False,
-                 network: Network | None = None) -> None:
+                 network: Network | None = None, watch: Callable[[RunOne, float], str | None] | None = None) -> None:
         self.network = network
+        #: called about twice a second during the load with the seconds since it started; a reason it returns
+        #: stops the run (StoppedEarly)
+        self.watch = watch
+        self.t0: float | None = None
         self.s, self.engine_name, self.kafka, self.opts, self.faults = scenario, engine, kafka, opts, faults
         self.engine = get_engine(engine)
         self.log = opts.log
@@ -383,7 +416,7 @@ class RunOne:
         self.bootstrap = kafka.bootstrap_servers()
         self.deployment: Deployment | None = None
         self.probe: Probe | None = None
-        self.generator: ManagedProcess | None = None
+        self.load: GeneratorProcesses | None = None
         self.injector: FaultInjector | None = None
         self.sampler: ResourceSampler | None = None
         self.late_ids: set = set()
@@ -415,8 +448,8 @@ class RunOne:
             self.sampler.start()
             self.probe = Probe(self.bootstrap, self.topics["output"], s.partitions)
             self.probe.start()
-            t0 = time.time() + 1.0
-            self.generator = self._start_generator(t0)
+            t0 = self.t0 = time.time() + 1.0
+            self.load = self._start_load(t0)
             infrastructure: dict[str, Any] = ({broker.ROLE: broker.Brokers(self.kafka, self.topics, deployed_ms)}
                                               if self.kafka.node_faults else {})
             if self.network is not None:
@@ -452,7 +485,7 @@ class RunOne:
         self.probe = Probe(self.bootstrap, self.topics["output"], s.partitions)
         self.probe.start()
         t0 = time.time() + 1.0
-        self.generator = self._start_generator(t0)
+        self.load = self._start_load(t0)
         gen_summary = self._wait_load(t0)
         self.log("input written: deploying the bounded job")
         self.deployment = self.engine.deploy(spec)
@@ -493,41 +526,42 @@ class RunOne:
                         "latency_ms": {"p50": None, "p90": None, "p99": None, "p999": None, "max": None},
                         "recovery_s": [], "keeps_up": {"keeps_up": None, "why": why}, "longest_stall_s": None,
                         "cpu_s": 0.0, "rss_mb": 0.0, "events_per_core_second": None, "publish_delay_max_ms": None,
+                        "load": None,
                         "timeline": {"inputs": [], "outputs": [], "p99_ms": []}},
             "engine_status": {}, "error": why,
         }
 
-    def _start_generator(self, t0: float) -> ManagedProcess:
+    def _start_load(self, t0: float) -> GeneratorProcesses:
         w = self.s.workload
         cfg = {"bootstrap": self.bootstrap, "topic": self.topics["input"], "rate": w.rate,
-               "duration_s": w.duration, "keys": w.keys, "seed": w.seed,
-               "summary_path": str(self.run_dir / "generator-summary.json"), "t0": t0,
+               "duration_s": w.duration, "keys": w.keys, "seed": w.seed, "t0": t0,
                "skew_kind": w.key_skew.kind, "skew_s": w.key_skew.s or 0.0,
                "max_schedule_lag_s": w.max_schedule_lag, "event_epoch_ms": w.event_epoch_ms}
         cfg.update(workload_fields(w, self.s.partitions))
-        path = self.run_dir / "generator.json"
-        path.write_text(json.dumps(cfg))
-        self.log(f"load: {w.rate:.0f} events/s for {w.duration:.0f} s ({w.total_events} events)")
-        return SUPERVISOR.start([sys.executable, "-m", "harness.workload.generator", str(path)],
-                                name="generator", role="load", log_path=self.run_dir / "generator.log")
+        processes = w.generator_processes(self.s.partitions)
+        spread = "" if processes == 1 else f" from {processes} generator processes"
+        self.log(f"load: {w.rate:.0f} events/s for {w.duration:.0f} s ({w.total_events} events){spread}")
+        load = GeneratorProcesses(cfg, processes, self.run_dir)
+        load.start()
+        return load
 
     def _wait_load(self, t0: float) -> dict[str, Any]:
-        assert self.generator is not None and self.probe is not None
-        end = t0 + self.s.workload.duration
+        assert self.load is not None and self.probe is not None
+        probe = self.probe
         next_progress = time.time() + 5
-        while not self.generator.wait(0.5):
+
+        def tick() -> None:
+            nonlocal next_progress
             now = time.time()
-            if now > end + 120:
-                msg = f"the load generator did not finish within 120 s of its schedule; see {self.run_dir}/generator.log"
-                raise ProcessError(msg)
             if now >= next_progress:
                 next_progress = now + 5
-                self.log(f"t={now - t0:5.1f}s  outputs seen {self.probe.seen_count():>8}")
-        path = self.run_dir / "generator-summary.json"
-        if self.generator.returncode() != 0 or not path.exists():
-            msg = f"the load generator failed (exit {self.generator.returncode()}); see {self.run_dir}/generator.log"
-            raise ProcessError(msg)
-        summary = json.loads(path.read_text())
+                self.log(f"t={now - t0:5.1f}s  outputs seen {probe.seen_count():>8}")
+            why = self.watch(self, now - t0) if self.watch is not None else None
+            if why:
+                self.log(f"t={now - t0:5.1f}s  stopping early: {why}")
+                raise StoppedEarly(why)
+
+        summary = self.load.wait(t0 + self.s.workload.duration + 120, tick)
         self.log(f"load done: {summary['sent']} events sent, worst publish delay {summary['max_lag_s'] * 1000:.0f} ms")
         return summary
 
@@ -628,6 +662,7 @@ class RunOne:
             "rss_mb": round((self.sampler.peak_rss if self.sampler else 0) / 2**20, 1),
             "events_per_core_second": round(gen["sent"] / cpu_s, 1) if cpu_s else None,
             "publish_delay_max_ms": round(gen["max_lag_s"] * 1000, 1),
+            "load": load_figures(gen, cpu_s),
             "timeline": {"inputs": tl.inputs, "outputs": tl.outputs, "p99_ms": tl.p99_ms},
         }
         if self.window_op is not None:
@@ -691,9 +726,8 @@ class RunOne:
             self.injector.stop()
 
     def _stop_generator(self) -> None:
-        if self.generator is not None:
-            self.generator.stop(grace_s=5)
-            SUPERVISOR.forget(self.generator)
+        if self.load is not None:
+            self.load.stop()
 
     def _stop_deployment(self) -> None:
         if self.deployment is not None:

@@ -9,6 +9,8 @@ runs:
     engines: [embedded, cluster]          # default: the scenario's engines
     repetitions: 3
     set: {workload.duration: 30s}         # overrides, as with --set
+  - scenario: ../capacity-running-sum-eos.yaml
+    capacity: true                        # search each engine's sustainable throughput instead
 ```
 
 Every problem — in the suite file or in any scenario it names — is reported
@@ -27,7 +29,7 @@ from harness.scenario.model import Problem, ScenarioError, load_scenario, read_y
 from harness.scenario.runner import Planned
 
 SUITE_KEYS = ("name", "description", "repetitions", "runs")
-ENTRY_KEYS = ("scenario", "engines", "repetitions", "set")
+ENTRY_KEYS = ("scenario", "engines", "repetitions", "set", "capacity")
 
 
 def _positive_int(value: Any) -> bool:
@@ -62,6 +64,9 @@ def _entry(file: str, base: Path, i: int, raw: Any, default_reps: int, overrides
         known = ", ".join(sorted(engines_known))
         problems += [Problem(file, f"{where}.engines[{j}]", f"a known engine ({known})", show(e))
                      for j, e in enumerate(engines) if e not in engines_known]
+    capacity = raw.get("capacity", False)
+    if not isinstance(capacity, bool):
+        problems.append(Problem(file, f"{where}.capacity", "true or false", show(capacity)))
     values = raw.get("set") or {}
     if not isinstance(values, dict):
         problems.append(Problem(file, f"{where}.set", "a mapping of key: value overrides, like "
@@ -77,7 +82,7 @@ def _entry(file: str, base: Path, i: int, raw: Any, default_reps: int, overrides
     chosen = list(engine) if engine else list(engines or scenario.engines)
     if problems:
         return None, problems
-    return Planned(scenario, chosen, reps), []
+    return Planned(scenario, chosen, reps, capacity=capacity is True), []
 
 
 def load_suite(path: str | Path, overrides: Sequence[str] = (), engines_known: set[str] | None = None,
@@ -122,5 +127,5 @@ def load_suite(path: str | Path, overrides: Sequence[str] = (), engines_known: s
         raise ScenarioError(problems)
     header = {"suite": {"name": name, "description": description, "file": file,
                         "runs": [{"scenario": item.scenario.name, "engines": item.engines,
-                                  "repetitions": item.repetitions} for item in plan]}}
+                                  "repetitions": item.repetitions, "capacity": item.capacity} for item in plan]}}
     return header, plan

@@ -146,13 +146,14 @@ def _junit_cases(text: str) -> list[tuple[str, str, str | None]]:
     assert root.tag == "testsuites"
     cases = []
     for suite in root.iter("testsuite"):
-        assert int(suite.get("tests")) == len(suite.findall("testcase"))
-        assert int(suite.get("failures")) == len(suite.findall("testcase/failure"))
+        assert int(suite.get("tests", "")) == len(suite.findall("testcase"))
+        assert int(suite.get("failures", "")) == len(suite.findall("testcase/failure"))
         for case in suite.findall("testcase"):
             failure = case.find("failure")
-            cases.append((case.get("classname"), case.get("name"), None if failure is None else failure.get("message")))
-    assert int(root.get("tests")) == len(cases)
-    assert int(root.get("failures")) == sum(c[2] is not None for c in cases)
+            cases.append((case.get("classname", ""), case.get("name", ""),
+                          None if failure is None else failure.get("message", "")))
+    assert int(root.get("tests", "")) == len(cases)
+    assert int(root.get("failures", "")) == sum(c[2] is not None for c in cases)
     return cases
 
 

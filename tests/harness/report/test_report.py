@@ -255,4 +255,38 @@ def test_every_latency_bar_stands_above_the_log_axis_floor():
     assert bottom <= 151.0 / 2 and all(bottom < h < top for h in tops)
     assert figures.log_floor([151.0, 0.0, 65000.0]) == 10.0 and figures.log_floor([3.0]) == 1.0
     figures.plt.close(fig)
-    assert figures.latency_spectrum(results)[:8] == b"\x89PNG\r\n\x1a\n"
+    png = figures.latency_spectrum(results)
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _capacity_results() -> dict:
+    def trial(rep, rate, ok, p99, slope):
+        return {"repetition": rep, "rate_eps": rate, "sustainable": ok, "valid": True, "p99_ms": p99,
+                "lag_slope": slope, "stopped_early": False, "verdict": "pass", "cpu_s": 40.0,
+                "load_cpu_share": 0.3, "why": "kept up" if ok else "p99 above the SLO", "run_dir": ""}
+
+    entries = [{"scenario": "kill", "engine": engine, "guarantee": "exactly_once", "sustainable_eps": best,
+                "spread_eps": 2000.0, "per_repetition_eps": [best, best + 2000.0], "repetitions": 2,
+                "ceiling_fraction": round(best / 133000, 4), "limited_by_load": False, "load_cpu_share": 0.3,
+                "criteria": {"slo_s": 5.0},
+                "trials": [trial(1, 20000.0, True, 400.0, 3.0), trial(1, 40000.0, best >= 40000, 900.0, 10.0),
+                           trial(1, 80000.0, False, 9000.0, 4000.0), trial(2, 60000.0, False, 7000.0, 900.0)]}
+               for engine, best in (("embedded", 45000.0), ("cluster", 30000.0))]
+    results = _results()
+    results.update({"capacity": entries, "ceiling": {"produce_eps": 211000.0, "consume_eps": 210000.0,
+                                                       "txn_copy_eps": 133000.0}})
+    return results
+
+
+def test_capacity_is_a_table_with_the_ceiling_and_two_figures():
+    results = _capacity_results()
+    md = markdown.render(results)
+    assert "## Sustainable throughput" in md and "No run finished" not in md
+    assert "transactional copy 133,000/s" in md
+    assert "| kill | embedded | exactly_once | 45,000 | 2,000 | 45,000, 47,000 | 0.34 | 30% | 2 of 4 sustained |" in md
+    assert "### Trials: kill on cluster" in md and "p99 above the SLO" in md
+    page = html_report.render(results)
+    assert "Sustainable throughput" in page and page.count("<img ") == 2
+    results["capacity"][1]["sustainable_eps"] = None  # a search that found nothing is a row, not a bar
+    assert "| kill | cluster | exactly_once | none |" in markdown.render(results)
+    assert html_report.render(results).count("<img ") == 2

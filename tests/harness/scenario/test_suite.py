@@ -55,7 +55,8 @@ def test_overrides_repetitions_and_engine_choice(tmp_path):
     assert (eos.engines, eos.repetitions, eos.scenario.workload.duration, eos.scenario.faults) == (["cluster"], 2, 9, [])
     assert (alos.engines, alos.repetitions) == (["embedded", "cluster"], 1)
     assert eos.scenario.workload.rate == alos.scenario.workload.rate == 100  # --set reaches every scenario
-    assert header["suite"]["runs"][0] == {"scenario": "kill-instance-eos", "engines": ["cluster"], "repetitions": 2}
+    assert header["suite"]["runs"][0] == {"scenario": "kill-instance-eos", "engines": ["cluster"], "repetitions": 2,
+                                          "capacity": False}
     _, plan = load_suite(path, engines_known=KNOWN, engine=["embedded"])
     assert [i.engines for i in plan] == [["embedded"], ["embedded"]]
 
@@ -124,3 +125,12 @@ def test_a_suite_runs_every_scenario_engine_and_repetition_into_one_report(boots
     assert "## kill-instance-eos" in summary and "## kill-instance-alos" in summary
     assert "embedded (exactly_once) #2" in summary
     assert (out / "index.html").exists() and "streamgauge — suite quick" in proc.stdout
+
+
+def test_an_entry_may_ask_for_capacity_and_a_bad_value_is_named(tmp_path):
+    path = _write(tmp_path, "name: s\nruns:\n  - {scenario: ../kill-instance-eos.yaml, capacity: true}\n")
+    header, (item,) = load_suite(path, engines_known=KNOWN)
+    assert item.capacity and header["suite"]["runs"][0]["capacity"] is True
+    path = _write(tmp_path, "name: s\nruns:\n  - {scenario: ../kill-instance-eos.yaml, capacity: yes please}\n")
+    with pytest.raises(ScenarioError, match=r"runs\[0\]\.capacity: expected true or false"):
+        load_suite(path, engines_known=KNOWN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import orjson
@@ -78,10 +79,9 @@ class FakeProducer:
         self.produced: list[dict] = []
         FakeProducer.instances.append(self)
 
-    def produce(self, topic, key, value, timestamp, on_delivery, partition=None):
+    def produce(self, topic, value=None, key=None, partition=None, timestamp=None):
         self.produced.append({"topic": topic, "key": key, "value": orjson.loads(value), "timestamp": timestamp,
-                              "partition": partition})
-        on_delivery(None, None)
+                              "partition": partition, "raw": value})
 
     def poll(self, _timeout):
         return 0
@@ -106,3 +106,70 @@ def test_the_generator_sends_the_schedule_to_each_keys_partition(monkeypatch):
     assert all(p["timestamp"] == p["value"]["et"] for p in produced)
     assert summary.per_second is not None
     assert sum(summary.per_second) == 600
+
+
+def _run_slices(monkeypatch, cfg_fields: dict[str, Any], processes: int) -> list[tuple[generator.Summary, list[dict]]]:
+    monkeypatch.setattr(generator, "Producer", FakeProducer)
+    monkeypatch.setattr(generator.signal, "signal", lambda *_: None)
+    t0 = time.time()
+    out = []
+    for j in range(processes):  # one after the other: each on the same schedule, so the later ones run behind it
+        cfg = runner_config(**{**cfg_fields, "t0": t0, "process": j, "processes": processes})
+        out.append((generator.run(cfg), FakeProducer.instances[-1].produced))
+    return out
+
+
+@pytest.mark.parametrize("transforms", [{}, {"late": {"fraction": 0.05, "delay": 60}}], ids=["plain", "late"])
+def test_processes_share_the_schedule_by_partition_and_together_send_it_all(monkeypatch, transforms):
+    fields = {"rate": 20000.0, "duration_s": 0.5, "partitions": 6, "keys": 50, "max_schedule_lag_s": 60.0,
+              **transforms}
+    slices = _run_slices(monkeypatch, fields, 3)
+    expected = list(runner_config(**{**fields, "t0": 0.0}).schedule())
+    assert len(expected) == 10000
+    for j, (summary, produced) in enumerate(slices):
+        assert summary.sent == summary.acked == len(produced) and not summary.stopped_early
+        assert {p["partition"] % 3 for p in produced} == {j}
+        mine = [s.event for s in expected if s.partition is not None and s.partition % 3 == j]
+        shifted = [{**e, "et": p["value"]["et"], "st": p["value"]["st"]} for e, p in zip(mine, produced)]
+        assert [p["value"] for p in produced] == shifted  # the same events, in send order, at this run's times
+        assert all(p["raw"] == orjson.dumps(p["value"]) for p in produced)  # the wire format of one event dict
+    assert sum(s.sent for s, _ in slices) == 10000
+    merged = generator.merge([asdict(s) for s, _ in slices])
+    assert merged["sent"] == 10000 and sum(merged["per_second"]) == 10000 and merged["processes"] == 3
+    assert [row["process"] for row in merged["spread"]] == [0, 1, 2]
+
+
+def test_the_cheap_path_sends_what_the_general_path_would():
+    from harness.workload.schedule import Schedule
+
+    common: dict[str, Any] = {"seed": 11, "keys": 300, "rate": 25000.0, "duration_s": 1.0, "t0": 1_700_000_000.25,
+                              "partitions": 6}
+    extras: list[dict[str, Any]] = [{}, {"event_epoch_ms": 1_600_000_000_000}]
+    for extra in extras:
+        schedule = Schedule(**common, **extra)
+        for count in (1, 2, 4):
+            for j in range(count):
+                sends = list(schedule.sends(j, count))
+                batched = [(at, p, k, v, ts) for b in schedule.batches(j, count)
+                           for at, p, k, v, ts in zip(b.at_us, b.partitions, b.keys, b.values, b.timestamps)]
+                assert batched == [(s.at_us, s.partition, s.event["k"].encode(), orjson.dumps(s.event), s.event["et"])
+                                   for s in sends]
+
+
+def test_a_slice_needs_partitions_and_a_valid_index():
+    with pytest.raises(ConfigError, match="partition count"):
+        runner_config(processes=2, process=0)
+    with pytest.raises(ConfigError, match="slice 2 of 2"):
+        runner_config(processes=2, process=2, partitions=4)
+
+
+def test_one_process_behind_its_schedule_makes_the_merged_load_invalid():
+    ok = {"sent": 10, "acked": 10, "failed": 0, "max_lag_s": 0.01, "valid": True, "reason": "", "t0": 1.0,
+          "stopped_early": False, "per_second": [5, 5], "lag_per_second": [0.01, 0.0], "process": 0, "cpu_s": 1.0}
+    late = {**ok, "process": 1, "max_lag_s": 3.5, "valid": False, "per_second": [4, 6, 1],
+            "lag_per_second": [0.0, 3.5, 0.2],
+            "reason": "the generator process 2 of 2 fell 3.50 s behind its schedule (tolerance 2.00 s)"}
+    merged = generator.merge([ok, late])
+    assert not merged["valid"] and "process 2 of 2 fell 3.50 s" in merged["reason"]
+    assert merged["per_second"] == [9, 11, 1] and merged["lag_per_second"] == [0.01, 3.5, 0.2]
+    assert merged["max_lag_s"] == 3.5 and merged["cpu_s"] == 2.0
