@@ -29,6 +29,16 @@ if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
   fi
 fi
 
+# Chromium opens the report as a person sees it (the browser test, the README's screenshot).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Chromium from Debian packages (the report's browser test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    say "the report's browser test needs Chromium (apt-get install chromium)"
+  fi
+fi
+
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
   say "Python >= 3.11 is needed; found: $("$PY" --version 2>&1). Set PYTHON=/path/to/python3.11"

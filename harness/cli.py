@@ -116,8 +116,16 @@ def _execute(plan: list, header: dict, args: argparse.Namespace, name: str, crit
     from harness.scenario.runner import RunOptions, run_plan
 
     out = Path(args.out) if args.out else Path("reports") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    if args.load_workers is not None and args.load_workers < 0:
+        msg = f"--load-workers {args.load_workers}: expected a number of local load processes >= 0"
+        raise ConfigError(msg)
+    if args.load != "locust" and (args.load_remote_workers or args.load_master_port):
+        msg = "--load-remote-workers and --load-master-port are for --load locust"
+        raise ConfigError(msg)
     opts = RunOptions(out_dir=out, engine=args.engine, keep_topics=args.keep_topics,
-                      calibrate=getattr(args, "calibrate", False), criteria=criteria or Criteria())
+                      calibrate=getattr(args, "calibrate", False), criteria=criteria or Criteria(),
+                      load=args.load, load_workers=args.load_workers, load_remote_workers=args.load_remote_workers,
+                      load_master_port=args.load_master_port)
     results = run_plan(plan, opts, header)
     print_run_summary(results, out, reports=write_reports(results, out))
     if getattr(args, "json", False):
@@ -256,6 +264,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--load", choices=("builtin", "locust"), default="builtin",
+                     help="who sends the schedule: the built-in generator's processes (default), or locust "
+                          "(a master and workers; the same events for the same seed)")
+    cmd.add_argument("--load-workers", type=int, metavar="N",
+                     help="local load processes / locust workers (default: the scenario's workload.generators)")
+    cmd.add_argument("--load-remote-workers", type=int, default=0, metavar="N",
+                     help="--load locust: also wait for N workers started on other machines (see README)")
+    cmd.add_argument("--load-master-port", type=int, metavar="PORT",
+                     help="--load locust: the master's port, for remote workers to reach (default: a free one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamgauge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--calibrate", action="store_true",
                          help="first measure the raw client ceiling on the same Kafka (about 15 s); "
                               "results then carry it, and the gate normalises by it")
+        _load_options(cmd)
         cmd.set_defaults(func=func)
 
     cap = sub.add_parser("capacity", help="search each engine's sustainable throughput for a scenario; exit 0 when "
@@ -292,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--slo", help="p99 latency a sustained rate must meet (default: the scenario's "
                                    "expect.p99_latency, else 5s)")
     cap.add_argument("--keep-topics", action="store_true", help="do not delete the topics afterwards")
+    _load_options(cap)
     cap.set_defaults(func=_capacity)
 
     cal = sub.add_parser("calibrate", help="measure the raw Kafka client ceiling: produce, consume, "

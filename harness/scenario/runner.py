@@ -68,7 +68,7 @@ from harness.report import SCHEMA
 from harness.scenario.model import Scenario
 from harness.scenario.registry import get_engine
 from harness.workload.generator import workload_fields
-from harness.workload.load import GeneratorProcesses, load_figures
+from harness.workload.load import GeneratorProcesses, LocustLoad, load_figures
 
 READY_TIMEOUT_S = 180.0
 
@@ -89,6 +89,10 @@ class RunOptions:
     calibrate: bool = False  # measure the raw client ceiling first (results["ceiling"], metrics.ceiling_fraction)
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
     criteria: Criteria = field(default_factory=Criteria)  # how the capacity trials of a plan's capacity entries run and are judged
+    load: str = "builtin"  # builtin: the generator's processes; locust: a locust master and workers
+    load_workers: int | None = None   # local generator processes / locust workers (None: workload.generators)
+    load_remote_workers: int = 0      # locust workers on other machines that the master waits for
+    load_master_port: int | None = None  # the locust master's port (None: a free one)
 
 
 def _faults(scenario: Scenario) -> list[Fault]:
@@ -416,7 +420,7 @@ class RunOne:
         self.bootstrap = kafka.bootstrap_servers()
         self.deployment: Deployment | None = None
         self.probe: Probe | None = None
-        self.load: GeneratorProcesses | None = None
+        self.load: GeneratorProcesses | LocustLoad | None = None
         self.injector: FaultInjector | None = None
         self.sampler: ResourceSampler | None = None
         self.late_ids: set = set()
@@ -531,17 +535,24 @@ class RunOne:
             "engine_status": {}, "error": why,
         }
 
-    def _start_load(self, t0: float) -> GeneratorProcesses:
+    def _start_load(self, t0: float) -> GeneratorProcesses | LocustLoad:
         w = self.s.workload
         cfg = {"bootstrap": self.bootstrap, "topic": self.topics["input"], "rate": w.rate,
                "duration_s": w.duration, "keys": w.keys, "seed": w.seed, "t0": t0,
                "skew_kind": w.key_skew.kind, "skew_s": w.key_skew.s or 0.0,
                "max_schedule_lag_s": w.max_schedule_lag, "event_epoch_ms": w.event_epoch_ms}
         cfg.update(workload_fields(w, self.s.partitions))
-        processes = w.generator_processes(self.s.partitions)
-        spread = "" if processes == 1 else f" from {processes} generator processes"
+        o = self.opts
+        processes = o.load_workers if o.load_workers is not None else w.generator_processes(self.s.partitions)
+        load: GeneratorProcesses | LocustLoad
+        if o.load == "locust":
+            load = LocustLoad(cfg, processes, self.run_dir, o.load_remote_workers, o.load_master_port)
+            remote = f" and {o.load_remote_workers} on other machines" if o.load_remote_workers else ""
+            spread = f" from locust: a master on port {load.port}, {processes} local workers{remote}"
+        else:
+            load = GeneratorProcesses(cfg, processes, self.run_dir)
+            spread = "" if processes == 1 else f" from {processes} generator processes"
         self.log(f"load: {w.rate:.0f} events/s for {w.duration:.0f} s ({w.total_events} events){spread}")
-        load = GeneratorProcesses(cfg, processes, self.run_dir)
         load.start()
         return load
 

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -118,6 +118,7 @@ class Summary:
     process: int = 0      # this process's slice of the schedule ...
     processes: int = 1    # ... of this many
     cpu_s: float = 0.0    # CPU seconds this process used (user + system)
+    elapsed_s: float = 0.0  # from the schedule's start to this process's last send
 
 
 #: at most this many sends between two looks at the clock, so a burst's publish delay is measured as it grows
@@ -150,14 +151,23 @@ class _Tally:
         self.sent += len(seconds)
 
 
-def run(cfg: GeneratorConfig) -> Summary:
-    """Send this process's slice of the schedule on time; the summary says how far behind it fell."""
-    stop = {"now": False}
+#: told of every burst of sends: how many, the seconds they took, their payload bytes
+OnBurst = Callable[[int, float, int], None]
 
-    def _stop(_signum, _frame) -> None:
-        stop["now"] = True
 
-    signal.signal(signal.SIGTERM, _stop)
+def run(cfg: GeneratorConfig, on_burst: OnBurst | None = None, stop: dict[str, bool] | None = None) -> Summary:
+    """Send this process's slice of the schedule on time; the summary says how far behind it fell.
+
+    ``stop``: set ``stop["now"]`` to end early; without it, SIGTERM does (the process is the generator's own).
+    """
+    if stop is None:
+        stop = {"now": False}
+        flag = stop
+
+        def _stop(_signum, _frame) -> None:
+            flag["now"] = True
+
+        signal.signal(signal.SIGTERM, _stop)
     cpu_start = time.process_time()
     summary = Summary(t0=cfg.t0, process=cfg.process, processes=cfg.processes)
     errors: list[str] = []
@@ -176,9 +186,11 @@ def run(cfg: GeneratorConfig) -> Summary:
     while time.time() < cfg.t0 and not stop["now"]:
         time.sleep(min(0.01, max(0.0, cfg.t0 - time.time())))
     if schedule.plain and schedule.partitions is not None:
-        finished = _send_batches(producer, cfg.topic, schedule.batches(cfg.process, cfg.processes), tally, stop)
+        finished = _send_batches(producer, cfg.topic, schedule.batches(cfg.process, cfg.processes), tally, stop,
+                                 on_burst)
     else:
-        finished = _send_each(producer, cfg.topic, schedule.sends(cfg.process, cfg.processes), tally, stop)
+        finished = _send_each(producer, cfg.topic, schedule.sends(cfg.process, cfg.processes), tally, stop, on_burst)
+    summary.elapsed_s = round(max(0.0, time.time() - cfg.t0), 3)
     summary.sent = tally.sent
     summary.stopped_early = not finished
     unsent = producer.flush(60)
@@ -204,7 +216,7 @@ def _which(cfg: GeneratorConfig) -> str:
 
 
 def _send_batches(producer: Producer, topic: str, batches: Iterator[Batch], tally: _Tally,
-                  stop: dict[str, bool]) -> bool:
+                  stop: dict[str, bool], on_burst: OnBurst | None = None) -> bool:
     """The cheap path: prepared batches, the next one formatted while waiting for the current one's sends to be
     due; True when every batch was sent."""
     produce = producer.produce
@@ -238,6 +250,8 @@ def _send_batches(producer: Producer, topic: str, batches: Iterator[Batch], tall
             tally.lag(at[j], start)
             tally.lag(at[due - 1], end)
             tally.sends(batch.seconds[j:due])
+            if on_burst is not None:
+                on_burst(due - j, end - start, sum(len(v) for v in values[j:due]))
             j = due
             producer.poll(0)
         if not prepared:
@@ -245,19 +259,24 @@ def _send_batches(producer: Producer, topic: str, batches: Iterator[Batch], tall
     return True
 
 
-def _send_each(producer: Producer, topic: str, sends: Iterator[Send], tally: _Tally, stop: dict[str, bool]) -> bool:
+def _send_each(producer: Producer, topic: str, sends: Iterator[Send], tally: _Tally, stop: dict[str, bool],
+               on_burst: OnBurst | None = None) -> bool:
     """Send by send (a schedule with transforms); True when every send was sent."""
     pending: Send | None = next(sends, None)
     seconds: list[int] = []
     while pending is not None and not stop["now"]:
-        now_us = time.time() * 1_000_000
+        start = time.time()
+        now_us = start * 1_000_000
+        size = 0
         while pending is not None and pending.at_us <= now_us:
-            _produce(producer, topic, pending)
+            size += _produce(producer, topic, pending)
             tally.lag(pending.at_us, time.time())
             seconds.append(tally._second(pending.at_us / 1_000_000))
             pending = next(sends, None)
         if seconds:
             tally.sends(np.array(seconds, dtype=np.int64))
+            if on_burst is not None:
+                on_burst(len(seconds), time.time() - start, size)
             seconds = []
         producer.poll(0)
         if pending is not None:
@@ -267,15 +286,16 @@ def _send_each(producer: Producer, topic: str, sends: Iterator[Send], tally: _Ta
     return pending is None
 
 
-def _produce(producer: Producer, topic: str, send: Send) -> None:
-    """Produce one scheduled event (to its partition when the schedule names one); wait out a full queue."""
+def _produce(producer: Producer, topic: str, send: Send) -> int:
+    """Produce one scheduled event (to its partition when the schedule names one), waiting out a full queue;
+    the payload's bytes."""
     event = send.event
     extra: dict[str, Any] = {} if send.partition is None else {"partition": send.partition}
+    value = orjson.dumps(event)
     while True:
         try:
-            producer.produce(topic, key=event["k"].encode(), value=orjson.dumps(event), timestamp=event["et"],
-                             **extra)
-            return
+            producer.produce(topic, key=event["k"].encode(), value=value, timestamp=event["et"], **extra)
+            return len(value)
         except BufferError:
             producer.poll(0.01)
 
@@ -300,6 +320,7 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "t0": summaries[0]["t0"], "stopped_early": any(s["stopped_early"] for s in summaries),
         "per_second": per_second, "lag_per_second": lag_per_second, "processes": len(summaries),
         "cpu_s": round(sum(s.get("cpu_s", 0.0) for s in summaries), 3), "spread": [_spread(s) for s in summaries],
+        "elapsed_s": max(s.get("elapsed_s", 0.0) for s in summaries),
     }
 
 

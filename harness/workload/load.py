@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ProcessError
+from harness.errors import ConfigError, ProcessError
 from harness.proc import SUPERVISOR, ManagedProcess
 from harness.workload.generator import merge
 
@@ -75,3 +75,59 @@ def load_figures(summary: dict[str, Any], engine_cpu_s: float) -> dict[str, Any]
     total = cpu + engine_cpu_s
     return {"processes": summary.get("processes", 1), "cpu_s": round(cpu, 1),
             "cpu_share": round(cpu / total, 3) if total else None, "spread": summary.get("spread", [])}
+
+
+LOCUSTFILE = Path(__file__).with_name("locust_load.py")
+
+
+class LocustLoad:
+    """The same schedule sent by locust: a master and ``workers`` local worker processes, and as many more
+    as ``remote_workers`` started on other machines against ``master_port`` (see README)."""
+
+    def __init__(self, config: dict[str, Any], workers: int, run_dir: Path, remote_workers: int = 0,
+                 master_port: int | None = None) -> None:
+        from harness.kafka.local import free_ports
+
+        if workers < 0 or remote_workers < 0 or workers + remote_workers < 1:
+            msg = f"locust load: {workers} local and {remote_workers} remote workers; at least one worker is needed"
+            raise ConfigError(msg)
+        self.config, self.workers, self.remote, self.run_dir = config, workers, remote_workers, run_dir
+        self.port = master_port or free_ports(1)[0]
+        self.summary_path = run_dir / "locust-summary.json"
+        self.procs: list[ManagedProcess] = []
+        self.master: ManagedProcess | None = None
+
+    def start(self) -> None:
+        total = self.workers + self.remote
+        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+        self.master = SUPERVISOR.start(
+            [*base, "--master", "--headless", "--expect-workers", str(total), "-u", str(total), "-r", str(total),
+             "--master-bind-port", str(self.port), "--csv", str(self.run_dir / "locust"), "--only-summary",
+             "--sg-config", json.dumps(self.config), "--sg-summary", str(self.summary_path)],
+            name="locust-master", role="load", log_path=self.run_dir / "locust-master.log")
+        self.procs.append(self.master)
+        for j in range(self.workers):
+            self.procs.append(SUPERVISOR.start(
+                [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.port)],
+                name=f"locust-worker-{j}", role="load", log_path=self.run_dir / f"locust-worker-{j}.log"))
+
+    def wait(self, until: float, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
+        """Wait for the master to end the test (every worker reported); the merged summary."""
+        assert self.master is not None
+        while not self.master.wait(0.5):
+            if time.time() > until:
+                msg = (f"the locust load did not finish within 120 s of its schedule (workers expected: "
+                       f"{self.workers} local, {self.remote} remote on port {self.port}); "
+                       f"see {self.run_dir}/locust-master.log")
+                raise ProcessError(msg)
+            tick()
+        if not self.summary_path.exists():
+            msg = (f"the locust master ended (exit {self.master.returncode()}) without every worker's summary; "
+                   f"see {self.run_dir}/locust-master.log")
+            raise ProcessError(msg)
+        return json.loads(self.summary_path.read_text())
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop(grace_s=5)
+            SUPERVISOR.forget(proc)
