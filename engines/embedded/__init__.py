@@ -141,6 +141,7 @@ class EmbeddedDeployment(WorkerProcesses):
             "group_protocol": self.config.group_protocol, "poll_batch": self.config.poll_batch,
             "linger_ms": self.config.linger_ms, "static_membership": self.config.static_membership,
             "task_timeout_ms": self.config.task_timeout_ms,
+            "record_cost_us": self.config.record_cost_us,
         }
 
     def _start(self, name: str) -> None:

@@ -44,6 +44,8 @@ class EmbeddedConfig(BaseModel):
     task_timeout_ms: int = Field(300_000, ge=100, description="task.timeout.ms: how long a state restore may "
                                  "make no progress (a changelog partition without a leader) before the instance "
                                  "gives its tasks up and rejoins")
+    record_cost_us: int = Field(0, ge=0, description="a deliberate slowdown: spin this many microseconds of CPU on "
+                                "every input record (for testing the gate; never for measurements)")
 
     def effective_commit_interval_ms(self, guarantee: Guarantee) -> int:
         if self.commit_interval_ms is not None:

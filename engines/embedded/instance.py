@@ -244,6 +244,7 @@ class InstanceConfig:
     static_membership: bool = False
     status_path: str = ""
     task_timeout_ms: int = 300_000
+    record_cost_us: int = 0
 
     @classmethod
     def load(cls, path: str) -> InstanceConfig:
@@ -251,6 +252,13 @@ class InstanceConfig:
             raw = json.load(f)
         raw["guarantee"] = Guarantee(raw["guarantee"])
         return cls(**raw)
+
+
+def spin(us: int) -> None:
+    """Use ``us`` microseconds of CPU (the ``record_cost_us`` slowdown)."""
+    end = time.perf_counter_ns() + us * 1000
+    while time.perf_counter_ns() < end:
+        pass
 
 
 class Instance:
@@ -440,6 +448,8 @@ class Instance:
         if task is None:  # a record of a partition we no longer own (revoked in this very poll)
             return
         seg = task.segment
+        if self.cfg.record_cost_us:
+            spin(self.cfg.record_cost_us)
         key = msg.key().decode() if msg.key() is not None else None
         items: list[Item] = [(key, orjson.loads(msg.value()), msg.timestamp()[1])]
         for op in seg.ops:
