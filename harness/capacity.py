@@ -27,7 +27,7 @@ highest and lowest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +216,14 @@ class CapacityRun:
 
     def __init__(self, scenario: Scenario, kafka: KafkaProvider, out_dir: Path, criteria: Criteria,
                  repetitions: int, log: Callable[[str], None], ceiling: dict[str, Any] | None = None,
-                 keep_topics: bool = False) -> None:
+                 keep_topics: bool = False, options: Any = None) -> None:
         if repetitions < 1:
             msg = f"--repetitions {repetitions}: expected a number of repetitions >= 1"
             raise ConfigError(msg)
         self.scenario, self.kafka, self.out_dir = scenario, kafka, out_dir
         self.criteria, self.repetitions, self.log = criteria, repetitions, log
         self.ceiling, self.keep_topics = ceiling, keep_topics
+        self.options = options  # the plan's RunOptions (the load's options), given to every trial
 
     def measure(self, engine: str) -> dict[str, Any]:
         """Every repetition's search on ``engine``; the capacity entry of results.json."""
@@ -287,7 +288,8 @@ class CapacityRun:
                         f"past the bound {bound:,.0f}: clearly not sustainable")
             return None
 
-        opts = RunOptions(out_dir=run_dir, engine=engine, keep_topics=self.keep_topics, log=self.log)
+        opts = (replace(self.options, out_dir=run_dir, engine=engine) if self.options is not None else
+                RunOptions(out_dir=run_dir, engine=engine, keep_topics=self.keep_topics, log=self.log))
         one = RunOne(scenario, engine, self.kafka, opts, [], run_dir=run_dir, watch=watch)
         try:
             run = one.execute()

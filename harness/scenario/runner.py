@@ -308,7 +308,7 @@ def _run_capacity(item: Planned, opts: RunOptions, kafka: KafkaProvider, results
     """Each engine's capacity search for ``item``, into ``results["capacity"]`` (written after each engine)."""
     nested = opts.out_dir / item.scenario.name / "capacity"
     search = CapacityRun(item.scenario, kafka, nested, opts.criteria, item.repetitions, opts.log,
-                         ceiling=results.get("ceiling"), keep_topics=opts.keep_topics)
+                         ceiling=results.get("ceiling"), keep_topics=opts.keep_topics, options=opts)
     for name in item.engines:
         results.setdefault("capacity", []).append(search.measure(name))
         _write_results(opts.out_dir, results)
