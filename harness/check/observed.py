@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter, methodcaller
 from typing import Any
 
 import orjson
@@ -82,6 +84,84 @@ class Output:
         return (self.stated_key, start, end)
 
 
+_VALUE = attrgetter("value")
+_GET_ID = methodcaller("get", "id")
+_ID_TYPES = {int, str}
+
+
+class Decoded:
+    """A topic's records with each value decoded once (on first use), shared by every checker.
+
+    ``records``, ``values``, ``events`` and ``ids`` are parallel: row ``i`` is
+    ``records[i]``, its value, that value's JSON object (None when it is not
+    one) and the id it names (as :attr:`Output.id`).
+    """
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.records = records
+        self.values: list[bytes | None] = list(map(_VALUE, records))
+
+    @cached_property
+    def events(self) -> list[Event | None]:
+        """Each value's JSON object, None when it is not one (:func:`parse_event`)."""
+        return _decode_all(self.values)
+
+    @cached_property
+    def ids(self) -> list[int | str | None]:
+        """The id each row names, None when it names none usable as one (:attr:`Output.id`)."""
+        events = self.events
+        if None in events:
+            return [_usable_id(event) for event in events]
+        found = list(map(_GET_ID, events))
+        if set(map(type, found)) <= _ID_TYPES:
+            return found
+        return [i if type(i) is int or type(i) is str else None for i in found]  # JSON ids: no subclasses
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @cached_property
+    def id_counts(self) -> Counter[Any]:
+        """How many rows name each id, in order of first appearance (rows naming none are not counted)."""
+        counts = Counter(self.ids)
+        counts.pop(None, None)
+        return counts
+
+    @cached_property
+    def outputs(self) -> list[Output]:
+        """Every row as an :class:`Output`."""
+        return [Output(r.partition, r.offset, r.key, event, found)
+                for r, event, found in zip(self.records, self.events, self.ids, strict=True)]
+
+    def output(self, row: int) -> Output:
+        """Row ``row`` as an :class:`Output`."""
+        r = self.records[row]
+        return Output(r.partition, r.offset, r.key, self.events[row], self.ids[row])
+
+    def stated_key(self, row: int) -> str | None:
+        """:attr:`Output.stated_key` of row ``row``."""
+        event = self.events[row]
+        if event is not None and "k" in event:
+            return event["k"]
+        key = self.records[row].key
+        return key.decode(errors="replace") if key is not None else None
+
+    def where(self, row: int) -> dict[str, int]:
+        """:meth:`Output.where` of row ``row``."""
+        r = self.records[row]
+        return {"partition": r.partition, "offset": r.offset}
+
+
+def _decode_all(values: list[bytes | None]) -> list[Event | None]:
+    """:func:`parse_event` of every value: all at once while every value is JSON, else value by value."""
+    loads: Callable[[Any], Any] = orjson.loads  # raises JSONDecodeError on None as on other non-JSON
+    try:
+        decoded = list(map(loads, values))
+    except orjson.JSONDecodeError:  # some value is None or not JSON
+        return [parse_event(value) for value in values]
+    return [event if type(event) is dict else None for event in decoded]
+
+
 @dataclass
 class Observed:
     """Everything the checkers judge.
@@ -120,9 +200,14 @@ class Observed:
     faults: int = 0
 
     @cached_property
+    def committed_view(self) -> Decoded:
+        """``committed`` decoded once, shared by every checker."""
+        return Decoded(self.committed)
+
+    @cached_property
     def committed_outputs(self) -> list[Output]:
         """``committed`` parsed once, shared by every checker."""
-        return [Output.of(r) for r in self.committed]
+        return self.committed_view.outputs
 
     @cached_property
     def late_outputs(self) -> list[Output]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from harness.check.observed import Observed, Offsets
 from harness.check.result import CheckResult, Findings
 
 POLL_S = 0.5
 GRACE_S = 5.0  # beyond the transaction timeout, for the broker's abort timer to fire
+_POSITION = attrgetter("partition", "offset")
 
 
 def check_aborted_read(observed: Observed) -> CheckResult:
@@ -21,8 +23,14 @@ def check_aborted_read(observed: Observed) -> CheckResult:
     read_committed returned a position read_uncommitted did not.
     """
     findings = Findings("aborted_read")
-    committed = {(r.partition, r.offset) for r in observed.committed}
-    uncommitted = {(r.partition, r.offset) for r in observed.uncommitted}
+    committed_at = list(map(_POSITION, observed.committed))
+    uncommitted_at = list(map(_POSITION, observed.uncommitted))
+    if committed_at == uncommitted_at:  # both reads returned the same positions: none is aborted
+        for _partition, _offset in observed.probe:
+            pass  # a probe position is a (partition, offset) pair, as below
+        return findings.result("0 output records belong to aborted or open transactions")
+    committed = set(committed_at)
+    uncommitted = set(uncommitted_at)
     aborted = uncommitted - committed
     for pair in observed.probe:
         partition, offset = pair
