@@ -35,7 +35,7 @@ from harness.api.engine import Guarantee
 from harness.api.pipeline import WindowAggregate, load_job
 from harness.errors import ConfigError
 from harness.kafka import KafkaProvider
-from harness.metrics.compute import latency_histogram, percentiles_ms
+from harness.metrics.compute import latency_histogram, percentiles_ms, slope
 from harness.scenario.model import Scenario
 
 DEFAULT_WARMUP_S = 10.0
@@ -104,17 +104,6 @@ def lag_per_second(t0_s: float, seconds: int, inputs_per_second: Sequence[int], 
         seen += received[sec]
         out.append(scheduled - seen)
     return out
-
-
-def slope(values: Sequence[float]) -> float:
-    """The least-squares slope of ``values`` against their index (per step); 0 for fewer than two values."""
-    n = len(values)
-    if n < 2:
-        return 0.0
-    mean_x, mean_y = (n - 1) / 2, sum(values) / n
-    num = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values))
-    den = sum((x - mean_x) ** 2 for x in range(n))
-    return num / den
 
 
 def trial_p99_ms(receipt_us: Sequence[int], st_us: Sequence[int], after_us: int) -> float | None:

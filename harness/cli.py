@@ -217,7 +217,7 @@ def _gate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.gate import gate, to_junit
+    from harness.gate import SPEED_NOISE, gate, to_junit
     from harness.report import load_results
 
     if not 0 <= args.tolerance < 10:
@@ -244,8 +244,13 @@ def _gate(args: argparse.Namespace) -> int:
                       "" if f.change is None else f"{f.change:+.0%}", "ok" if f.ok else "FAIL")
     console = Console(highlight=False, width=160)
     console.print(table)
-    basis = (f"current figures scaled to the baseline's machine (speed {result.speed:g})" if result.speed
-             else "figures compared as measured: run both with --calibrate to normalise by the machine's ceiling")
+    if result.scaled:
+        basis = f"current figures scaled to the baseline's machine (speed {result.speed:g})"
+    elif result.speed:
+        basis = (f"figures compared as measured: speed {result.speed:g}, within one machine's own noise "
+                 f"(±{SPEED_NOISE:.0%})")
+    else:
+        basis = "figures compared as measured: run both with --calibrate to normalise by the machine's ceiling"
     console.print(basis, markup=False)
     if not current["runs"]:
         console.print("no run in the results: nothing to judge", markup=False)

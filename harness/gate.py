@@ -8,6 +8,15 @@ one: a machine whose raw transactional copy is half as fast is allowed twice
 the latency and half the events per core-second. A metric regresses when it
 is worse than the baseline by more than the tolerance *and* by more than its
 absolute slack (milliseconds of noise are not a regression).
+
+The tolerance, the slacks and the speed band are set from the spread of the
+unmodified smoke suite, run five times against its baseline on the two-core
+machine streamgauge is developed on: medians within 25 % except a steady
+20 s run's p99, once +189 ms (+84 %) from one hiccup; the ceiling itself,
+measured for 3 s before each run, between 116k and 156k transactional copies
+per second, so one machine measured itself up to 1.35 times faster or slower
+than its baseline. A speed within that band (:data:`SPEED_NOISE`) is taken as
+the same machine and the figures are compared as measured.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 DEFAULT_TOLERANCE = 0.25
+#: a ceiling within this share of the baseline's (either way) is one machine's own noise: figures are not scaled
+SPEED_NOISE = 0.35
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ def _worst_recovery(run: dict[str, Any]) -> float | None:
 
 METRICS = (
     Metric("latency p50 ms", _latency("p50"), higher_is_better=False, slack=50.0),
-    Metric("latency p99 ms", _latency("p99"), higher_is_better=False, slack=100.0),
+    Metric("latency p99 ms", _latency("p99"), higher_is_better=False, slack=300.0),
     Metric("worst recovery s", _worst_recovery, higher_is_better=False, slack=1.0),
     Metric("events per core-second", lambda run: run["metrics"].get("events_per_core_second"),
            higher_is_better=True, slack=0.0),
@@ -65,11 +76,12 @@ class Finding:
 class GateResult:
     passed: bool
     tolerance: float
-    speed: float | None  # current ceiling / baseline ceiling; None: not normalised
+    speed: float | None  # current ceiling / baseline ceiling; None: not measured on both
     findings: list[Finding]
+    scaled: bool = False  # the current figures were scaled by ``speed`` (it was outside the noise band)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "tolerance": self.tolerance, "speed": self.speed,
+        return {"passed": self.passed, "tolerance": self.tolerance, "speed": self.speed, "scaled": self.scaled,
                 "findings": [asdict(f) for f in self.findings]}
 
 
@@ -132,11 +144,12 @@ def gate(current: dict[str, Any], baseline: dict[str, Any], tolerance: float = D
     findings += [Finding("missing", *target, "in the baseline but not run", ok=False)
                  for target in before if target not in now]
     speed = speed_factor(current, baseline)
+    scaled = speed is not None and not (1 / (1 + SPEED_NOISE) <= speed <= 1 + SPEED_NOISE)
     for target, runs in now.items():
         if target in before:
-            findings += _performance(target, runs, before[target], speed, tolerance)
+            findings += _performance(target, runs, before[target], speed if scaled else None, tolerance)
     passed = bool(current["runs"]) and all(f.ok for f in findings)
-    return GateResult(passed, tolerance, round(speed, 4) if speed is not None else None, findings)
+    return GateResult(passed, tolerance, round(speed, 4) if speed is not None else None, findings, scaled)
 
 
 def _case_text(f: Finding) -> str:

@@ -106,13 +106,27 @@ def test_a_slower_machine_alone_does_not_fail_but_a_regression_on_it_does():
     half = _results(_run("embedded", p99=2000.0, epcs=10000.0), _run("embedded", rep=2, p99=2000.0, epcs=10000.0),
                     _run("cluster", p99=2000.0, epcs=10000.0), ceiling=50_000)
     result = gate(half, BASE)
-    assert result.passed and result.speed == 0.5
+    assert result.passed and result.speed == 0.5 and result.scaled
     worse = copy.deepcopy(half)
     for r in worse["runs"][:2]:
         r["metrics"]["latency_ms"]["p99"] = 4000.0
     assert _failed(gate(worse, BASE)) == ["performance:embedded:latency p99 ms"]
     # the same slower figures without ceilings are compared as measured, and fail
     assert not gate(_results(*half["runs"]), _results(*BASE["runs"])).passed
+
+
+def test_a_ceiling_within_one_machines_noise_is_not_scaled_by():
+    # the same engine figures on a run whose 3 s ceiling came out 15 % low: the machine did not change, so a
+    # 15 % speed is not taken to excuse (nor to condemn) anything
+    noisy = _results(_run("embedded"), _run("embedded", rep=2), _run("cluster"), ceiling=85_000)
+    result = gate(noisy, BASE)
+    assert result.passed and result.speed == 0.85 and not result.scaled
+    assert all(f.current == f.baseline for f in result.findings if f.check == "performance")
+    # and a real regression on it is judged as measured: a p99 twice the baseline's fails
+    worse = copy.deepcopy(noisy)
+    for r in worse["runs"][:2]:
+        r["metrics"]["latency_ms"]["p99"] *= 2
+    assert _failed(gate(worse, BASE)) == ["performance:embedded:latency p99 ms"]
 
 
 def _gate_cli(tmp_path: Path, current: dict, baseline: dict, *extra: str) -> subprocess.CompletedProcess:
