@@ -26,6 +26,9 @@ highest and lowest.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -244,6 +247,7 @@ class CapacityRun:
 
         def sustained(rate: float) -> bool:
             trial = self._trial(engine, rate, rep, len(result.trials) + 1)
+            release_memory()
             result.trials.append(trial)
             if not trial.valid and "behind its schedule" in trial.why:
                 result.limited_by_load = True
@@ -298,6 +302,19 @@ class CapacityRun:
         return Trial(rep, rate, sustainable=ok, valid=run["valid"], why=why, p99_ms=p99, lag_slope=round(trend, 1),
                      verdict=run["verdict"], cpu_s=run["metrics"].get("cpu_s"),
                      load_cpu_share=load.get("cpu_share"), run_dir=str(run_dir))
+
+
+def release_memory() -> None:
+    """Give back what a trial's check held (millions of records and decoded events) before the next one: a
+    search runs many trials in one process, and the freed memory otherwise stays with it, a trial's worth more
+    each time (measured: 4.8 GB of the 14.8 GB a search held after seven trials came back this way)."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)  # glibc only
+    if trim is not None:
+        trim(0)
 
 
 def _sustained_share(searches: list[Search]) -> float | None:
