@@ -1,8 +1,9 @@
 """The process supervisor: every OS process the harness starts goes through here.
 
 A :class:`ManagedProcess` records its PID together with the process's start
-time, so a signal is only ever sent to the process we started (never to a
-recycled PID, never by name). Attached processes are registered with the
+time (counted from boot, so a step of the system clock does not move it), so
+a signal is only ever sent to the process we started (never to a recycled
+PID, never by name). Attached processes are registered with the
 module's :data:`SUPERVISOR`, which tears them down at interpreter exit, and
 they get ``PR_SET_PDEATHSIG`` so that even a SIGKILL of the harness takes
 them down with it. Detached processes (``kafka up`` in the background) are
@@ -39,11 +40,31 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+_PROC_STAT = Path("/proc/self/stat").exists()
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if _PROC_STAT else 100
+
+
 def _create_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since boot (the ``starttime`` of ``/proc/<pid>/stat``), None when no such
+    process runs. Not a wall-clock start time: that is boot time + this, and when the system clock is stepped
+    (a virtual machine resumed, say) the boot time moves, and every process would look like another one."""
+    if not _PROC_STAT:  # no procfs: psutil's wall-clock start time (steps of the clock move it)
+        try:
+            return psutil.Process(pid).create_time()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
     try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
         return None
+    after_name = stat[stat.rindex(b")") + 2:].split()  # the name may hold spaces and parentheses
+    return int(after_name[19]) / _CLK_TCK  # field 22 of stat; after_name starts at field 3
+
+
+def _now_since_boot() -> float:
+    """Now, on :func:`_create_time`'s clock."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if _PROC_STAT else time.time()
 
 
 @dataclass
@@ -219,7 +240,7 @@ class Supervisor:
             except OSError as e:
                 msg = f"could not start {name}: {argv[0]}: {e.strerror or e}"
                 raise ProcessError(msg) from e
-        ct = _create_time(popen.pid) or time.time()
+        ct = _create_time(popen.pid) or _now_since_boot()
         proc = ManagedProcess(name, role, popen.pid, ct, log_path, list(argv), popen)
         if not detach:
             with self._lock:
