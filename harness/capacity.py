@@ -111,14 +111,8 @@ def lag_per_second(t0_s: float, seconds: int, inputs_per_second: Sequence[int], 
 
 def trial_p99_ms(receipt_us: Sequence[int], st_us: Sequence[int], after_us: int) -> float | None:
     """The p99 event-time latency (ms) of the outputs of events scheduled at or after ``after_us``."""
-    kept_r, kept_s = [], []
-    for r, s in zip(receipt_us, st_us):
-        if s >= after_us:
-            kept_r.append(r)
-            kept_s.append(s)
-    if not kept_r:
-        return None
-    return percentiles_ms(latency_histogram(kept_r, kept_s))["p99"]
+    h = latency_histogram(receipt_us, st_us, keep=lambda s: s >= after_us)
+    return percentiles_ms(h)["p99"] if h.get_total_count() else None
 
 
 def judge(rate: float, run: dict[str, Any], lag: Sequence[int], p99_ms: float | None, criteria: Criteria,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +13,26 @@ from hdrh.histogram import HdrHistogram
 MAX_LATENCY_US = 3_600_000_000
 
 
-def latency_histogram(receipt_us: Sequence[int], st_us: Sequence[int]) -> HdrHistogram:
-    """Event-time latency (receipt - scheduled send), µs, 3 significant digits."""
+def latency_histogram(receipt_us: Sequence[int], st_us: Sequence[int],
+                      keep: Callable[[int], bool] | None = None) -> HdrHistogram:
+    """Event-time latency (receipt - scheduled send), µs, 3 significant digits.
+
+    ``keep``, when given, selects the outputs by their input's scheduled send
+    time (µs): only those it accepts are counted.
+    """
     h = HdrHistogram(1, MAX_LATENCY_US, 3)
     for r, s in zip(receipt_us, st_us):
-        if s > 0:
+        if s > 0 and (keep is None or keep(s)):
             h.record_value(min(max(1, r - s), MAX_LATENCY_US))
     return h
+
+
+def outside_windows(t0_s: float, windows: Sequence[tuple[float, float]]) -> Callable[[int], bool]:
+    """A ``keep`` for :func:`latency_histogram`: a scheduled send time (µs) outside every
+    ``[start, end)`` window, in seconds from ``t0_s`` (the faults' recovery windows)."""
+    t0_us = t0_s * 1_000_000
+    spans = [(t0_us + a * 1_000_000, t0_us + b * 1_000_000) for a, b in windows]
+    return lambda s: not any(a <= s < b for a, b in spans)
 
 
 def window_result_latency_ms(receipt_us: Sequence[int], window_end_ms: Sequence[int],

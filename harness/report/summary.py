@@ -214,6 +214,10 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     def lat(key: str) -> Any:
         return lambda r: _fmt_ms(r["metrics"]["latency_ms"].get(key))
 
+    def steady(key: str) -> Any:
+        """Only for runs with faults: without any it is the run's own latency."""
+        return lambda r: _fmt_ms(r["metrics"]["steady_latency_ms"].get(key)) if r["faults"] else None
+
     def wrl(key: str) -> Any:
         return lambda r: _fmt_ms(r["metrics"]["window_result_latency_ms"][key])
 
@@ -239,6 +243,8 @@ def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row("latency p99.9 ms", lat("p999")),
         row("latency max ms", lat("max")),
         row("recovery per fault, s", lambda r: _fmt_s(r["metrics"]["recovery_s"]) if r["faults"] else None),
+        row("latency p50 ms outside recovery", steady("p50")),
+        row("latency p99 ms outside recovery", steady("p99")),
         row("faults", lambda r: "; ".join(f"{f['at_s']:g}s {f['kind']} {f['target']}" for f in r["faults"])),
         *([row("bounded job: duration, s", lambda r: r["metrics"]["bounded"]["duration_s"]),
            row("bounded job: events/s", lambda r: r["metrics"]["bounded"]["throughput_eps"])]

@@ -57,6 +57,7 @@ from harness.metrics.compute import (
     keeps_up,
     latency_histogram,
     longest_stall_s,
+    outside_windows,
     percentiles_ms,
     recovery_seconds,
     timeline,
@@ -510,6 +511,7 @@ class RunOne:
             "bounded": {"duration_s": duration,
                         "throughput_eps": round(run["inputs"] / duration, 1) if duration else None},
             "latency_ms": {k: None for k in run["metrics"]["latency_ms"]},
+            "steady_latency_ms": {k: None for k in run["metrics"]["steady_latency_ms"]},
             "keeps_up": {"keeps_up": None, "why": why}, "recovery_s": [None] * len(run["faults"])})
         return run
 
@@ -528,6 +530,8 @@ class RunOne:
             "faults": [e.to_dict() for e in self.injector.events] if self.injector is not None else [],
             "metrics": {"throughput_eps": 0.0, "output_eps": 0.0, "ceiling_fraction": None,
                         "latency_ms": {"p50": None, "p90": None, "p99": None, "p999": None, "max": None},
+                        "steady_latency_ms": {"p50": None, "p90": None, "p99": None, "p999": None,
+                                              "max": None},
                         "recovery_s": [], "keeps_up": {"keeps_up": None, "why": why}, "longest_stall_s": None,
                         "cpu_s": 0.0, "rss_mb": 0.0, "events_per_core_second": None, "publish_delay_max_ms": None,
                         "load": None,
@@ -656,6 +660,11 @@ class RunOne:
         base = baseline_p99(tl, first_fault)
         recovery = [recovery_seconds(tl, e["at_s"], base, load_s) for e in events]
         windows = [(e["at_s"], e["at_s"] + (r if r is not None else load_s)) for e, r in zip(events, recovery)]
+        # the latency away from the faults: events scheduled from a second before each fault (under exactly-once
+        # the outputs of the last uncommitted transaction wait out the recovery too) until it recovered are left out
+        recovering = [(start - 1.0, end) for start, end in windows]
+        steady = percentiles_ms(latency_histogram(self.probe.receipt_us, self.probe.st_us,
+                                                  keep=outside_windows(t0, recovering))) if windows else latency
         follow: dict[str, Any] = keeps_up(tl, windows, load_s) if self.window_op is None else {
             "keeps_up": None, "why": "not measured for windowed jobs: one output per window, not per input"}
         cpu_s = sum(self.sampler.cpu.values()) if self.sampler else 0.0
@@ -666,6 +675,7 @@ class RunOne:
             "output_eps": round(len(committed) / s.workload.duration, 1),
             "ceiling_fraction": None,
             "latency_ms": latency,
+            "steady_latency_ms": steady,
             "recovery_s": recovery,
             "keeps_up": follow,
             "longest_stall_s": longest_stall_s(tl),

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from harness.metrics.compute import keeps_up, timeline, window_result_latency_ms
+import pytest
+
+from harness.metrics.compute import (
+    keeps_up,
+    latency_histogram,
+    outside_windows,
+    percentiles_ms,
+    timeline,
+    window_result_latency_ms,
+)
 
 
 def test_window_result_latency_is_receipt_minus_end_plus_grace():
@@ -86,3 +95,18 @@ def test_the_longest_stall_is_the_longest_silence_between_outputs():
     assert longest_stall_s(tl([0, 0, 5, 5, 0, 0, 0, 7, 0, 3, 0, 0])) == 3  # not the start-up, not the tail
     assert longest_stall_s(tl([5] * 6)) == 0
     assert longest_stall_s(tl([0] * 6)) == 0
+
+
+def test_steady_latency_leaves_out_the_events_scheduled_in_a_recovery_window():
+    t0 = 1000.0
+    sec = 1_000_000
+    # one event per second for 10 s, 100 ms each, except seconds 4-6 (a fault at 4 s, recovered at 7 s): 5 s each
+    st = [int(t0 * sec) + i * sec for i in range(10)]
+    receipt = [s + (5 * sec if 4 <= i < 7 else 100_000) for i, s in enumerate(st)]
+    whole = percentiles_ms(latency_histogram(receipt, st))
+    steady = percentiles_ms(latency_histogram(receipt, st, keep=outside_windows(t0, [(4.0, 7.0)])))
+    assert whole["max"] == pytest.approx(5000, rel=1e-3) and whole["p90"] == pytest.approx(5000, rel=1e-3)
+    assert steady["max"] == pytest.approx(100, rel=1e-3) and steady["p99"] == pytest.approx(100, rel=1e-3)
+    assert latency_histogram(receipt, st, keep=outside_windows(t0, [(4.0, 7.0)])).get_total_count() == 7
+    # no windows: every event counts
+    assert latency_histogram(receipt, st, keep=outside_windows(t0, [])).get_total_count() == 10
